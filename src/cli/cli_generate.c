@@ -1,0 +1,11 @@
+/* cli_generate.c: placeholder until the command is written: it says so clearly. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+
+int cli_generate_main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    fprintf(stderr, "cinder generate: not implemented yet in this build\n");
+    return 2;
+}
