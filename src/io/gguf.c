@@ -22,6 +22,7 @@
 
 struct gguf_kv {
     char *key;
+    uint64_t key_off;         /* absolute offset of the key's length, for messages */
     enum gguf_type type;
     uint64_t value_off;       /* absolute offset of the value (for arrays: of the first element) */
     enum gguf_type arr_type;  /* arrays only */
@@ -70,6 +71,11 @@ struct rd {
 
 static int rd_fail(struct rd *r, uint64_t off, const char *why)
 {
+    /* field names carry keys and tensor names from the file: keep control bytes off terminals */
+    for (char *c = r->field; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    }
     err_set(r->err, "%s: field '%s' at offset %" PRIu64 ": %s", r->path, r->field, off, why);
     return CND_EFORMAT;
 }
@@ -125,6 +131,7 @@ static int gguf_read_kv(struct gguf_file *g, struct rd *r, int64_t i)
     struct gguf_kv *kv = &g->kvs[i];
     uint64_t koff, klen;
     RD_FIELD(r, "kv[%" PRId64 "].key", i);
+    kv->key_off = r->pos;
     if (rd_str(r, &koff, &klen) != 0)
         return CND_EFORMAT;
     if (klen == 0 || memchr(r->p + koff, 0, klen))
@@ -213,18 +220,24 @@ static int gguf_read_tensor_info(struct gguf_file *g, struct rd *r, int64_t i)
     }
     for (int d = 0; d < CND_MAX_DIMS; d++)
         ti->ne[d] = 1;
-    uint64_t n_el = 1;
+    /* The product of the non-zero dims must fit in int64, so that callers may multiply the
+     * dims in any order (a zero dim must not hide two huge ones). */
+    uint64_t n_el = 1, n_nonzero = 1;
     for (uint32_t d = 0; d < ti->n_dims; d++) {
         RD_FIELD(r, "tensor '%.60s'.ne[%" PRIu32 "]", ti->name, d);
         at = r->pos;
         uint64_t ne;
         if (rd_u64(r, &ne) != 0)
             return CND_EFORMAT;
-        if (ne > (uint64_t)INT64_MAX || (ne != 0 && n_el > (uint64_t)INT64_MAX / ne)) {
-            return rd_fail(r, at, "dimension overflows the element count");
+        if (ne > (uint64_t)INT64_MAX || (ne != 0 && n_nonzero > (uint64_t)INT64_MAX / ne)) {
+            char why[96];
+            snprintf(why, sizeof(why), "dimension %" PRIu64 " overflows the element count", ne);
+            return rd_fail(r, at, why);
         }
         ti->ne[d] = (int64_t)ne;
         n_el *= ne;
+        if (ne != 0)
+            n_nonzero *= ne;
     }
     RD_FIELD(r, "tensor '%.60s'.type", ti->name);
     at = r->pos;
@@ -244,8 +257,16 @@ static int gguf_read_tensor_info(struct gguf_file *g, struct rd *r, int64_t i)
                  ti->ne[0], dtype_name(ti->type), bs);
         return rd_fail(r, at, why);
     }
-    /* n_el <= INT64_MAX and type_size/block_size <= 9, so this cannot overflow 64 bits */
-    ti->size_bytes = n_el / (uint64_t)bs * (uint64_t)dtype_type_size(ti->type);
+    /* n_el <= INT64_MAX, but 8-byte types (f64, i64) can still overflow 64 bits here; a wrapped
+     * size would pass the bounds check below and describe far more data than the file holds */
+    uint64_t n_blocks = n_el / (uint64_t)bs, ts = (uint64_t)dtype_type_size(ti->type);
+    if (n_blocks > UINT64_MAX / ts) {
+        char why[96];
+        snprintf(why, sizeof(why), "%" PRIu64 " elements of %s overflow the byte size", n_el,
+                 dtype_name(ti->type));
+        return rd_fail(r, at, why);
+    }
+    ti->size_bytes = n_blocks * ts;
     RD_FIELD(r, "tensor '%.60s'.offset", ti->name);
     at = r->pos;
     if (rd_u64(r, &ti->offset) != 0)
@@ -257,7 +278,9 @@ static int cmp_tensor_by_offset(const void *a, const void *b)
 {
     const struct gguf_tensor_info *x = *(const struct gguf_tensor_info *const *)a;
     const struct gguf_tensor_info *y = *(const struct gguf_tensor_info *const *)b;
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return x < y ? -1 : x > y; /* file order among equals: deterministic messages */
 }
 
 static int cmp_tensor_by_name(const void *a, const void *b)
@@ -267,9 +290,11 @@ static int cmp_tensor_by_name(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static int cmp_str_ptr(const void *a, const void *b)
+static int cmp_kv_by_key(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const struct gguf_kv *x = *(const struct gguf_kv *const *)a;
+    const struct gguf_kv *y = *(const struct gguf_kv *const *)b;
+    return strcmp(x->key, y->key);
 }
 
 static int gguf_parse(struct gguf_file *g, char *err)
@@ -285,9 +310,11 @@ static int gguf_parse(struct gguf_file *g, char *err)
     if (rd_u32(&r, &g->version) != 0)
         return CND_EFORMAT;
     if (g->version != 2 && g->version != 3) {
-        char why[96];
-        snprintf(why, sizeof(why), "unsupported GGUF version %" PRIu32 " (supported: 2, 3)",
-                 g->version);
+        char why[128];
+        uint32_t v = g->version;
+        uint32_t swapped = (v >> 24) | ((v >> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24);
+        snprintf(why, sizeof(why), "unsupported GGUF version %" PRIu32 " (supported: 2, 3)%s", v,
+                 swapped >= 1 && swapped <= 3 ? "; big-endian files are not supported" : "");
         return rd_fail(&r, 4, why);
     }
     uint64_t n_tensors, n_kv;
@@ -321,15 +348,17 @@ static int gguf_parse(struct gguf_file *g, char *err)
     }
     /* duplicate keys, found by sorting so a file with many keys cannot make this quadratic */
     if (g->n_kv > 1) {
-        const char **keys = xmalloc((size_t)g->n_kv * sizeof(*keys));
+        const struct gguf_kv **keys = xmalloc((size_t)g->n_kv * sizeof(*keys));
         for (int64_t i = 0; i < g->n_kv; i++)
-            keys[i] = g->kvs[i].key;
-        qsort(keys, (size_t)g->n_kv, sizeof(*keys), cmp_str_ptr);
+            keys[i] = &g->kvs[i];
+        qsort(keys, (size_t)g->n_kv, sizeof(*keys), cmp_kv_by_key);
         int rc = 0;
         for (int64_t i = 1; i < g->n_kv && rc == 0; i++) {
-            if (strcmp(keys[i - 1], keys[i]) == 0) {
-                RD_FIELD(&r, "key '%.60s'", keys[i]);
-                rc = rd_fail(&r, 24, "duplicate key");
+            if (strcmp(keys[i - 1]->key, keys[i]->key) == 0) {
+                /* report the later of the two */
+                const struct gguf_kv *dup = keys[i]->key_off > keys[i - 1]->key_off ? keys[i] : keys[i - 1];
+                RD_FIELD(&r, "key '%.60s'", dup->key);
+                rc = rd_fail(&r, dup->key_off, "duplicate key");
             }
         }
         free(keys);
@@ -352,16 +381,21 @@ static int gguf_parse(struct gguf_file *g, char *err)
     }
     g->n_tensors = (int64_t)n_tensors;
     g->tensors = xcalloc((size_t)(n_tensors ? n_tensors : 1), sizeof(struct gguf_tensor_info));
-    for (int64_t i = 0; i < g->n_tensors; i++) {
-        int rc = gguf_read_tensor_info(g, &r, i);
-        if (rc != 0)
-            return rc;
+    /* where each tensor info starts, for messages about duplicates */
+    uint64_t *info_off = xmalloc((size_t)(n_tensors ? n_tensors : 1) * sizeof(uint64_t));
+    int rc = 0;
+    for (int64_t i = 0; i < g->n_tensors && rc == 0; i++) {
+        info_off[i] = r.pos;
+        rc = gguf_read_tensor_info(g, &r, i);
     }
     uint64_t pad = (g->alignment - r.pos % g->alignment) % g->alignment;
     g->data_off = r.pos + pad;
-    if (g->n_tensors == 0)
-        return 0;
+    if (rc != 0 || g->n_tensors == 0) {
+        free(info_off);
+        return rc;
+    }
     if (g->data_off > r.size) {
+        free(info_off);
         RD_FIELD(&r, "data section");
         return rd_fail(&r, r.pos, "file ends before the tensor data section");
     }
@@ -369,38 +403,49 @@ static int gguf_parse(struct gguf_file *g, char *err)
     struct gguf_tensor_info **order = xmalloc((size_t)g->n_tensors * sizeof(*order));
     for (int64_t i = 0; i < g->n_tensors; i++)
         order[i] = &g->tensors[i];
-    int rc = 0;
     /* duplicate names */
     qsort(order, (size_t)g->n_tensors, sizeof(*order), cmp_tensor_by_name);
     for (int64_t i = 1; i < g->n_tensors && rc == 0; i++) {
         if (strcmp(order[i - 1]->name, order[i]->name) == 0) {
-            RD_FIELD(&r, "tensor '%.60s'", order[i]->name);
-            rc = rd_fail(&r, 0, "duplicate tensor name");
+            const struct gguf_tensor_info *dup = order[i] > order[i - 1] ? order[i] : order[i - 1];
+            RD_FIELD(&r, "tensor '%.60s'.name", dup->name);
+            rc = rd_fail(&r, info_off[dup - g->tensors], "duplicate tensor name");
         }
     }
-    /* bounds, alignment and overlap */
+    /* bounds, alignment and overlap: in offset order, each tensor with data must start at or
+     * after the end of every earlier one (empty tensors occupy no bytes and overlap nothing) */
     qsort(order, (size_t)g->n_tensors, sizeof(*order), cmp_tensor_by_offset);
+    const struct gguf_tensor_info *last = NULL; /* the one with the furthest end so far */
+    uint64_t end_max = 0;
     for (int64_t i = 0; i < g->n_tensors && rc == 0; i++) {
         struct gguf_tensor_info *ti = order[i];
         RD_FIELD(&r, "tensor '%.60s'.offset", ti->name);
+        /* messages point at the tensor info's offset field (the name holds no NUL) */
+        uint64_t field_at = info_off[ti - g->tensors] + 8 + strlen(ti->name) + 4 + 8 * ti->n_dims + 4;
         char why[160];
         if (ti->offset % g->alignment != 0) {
             snprintf(why, sizeof(why), "data offset %" PRIu64 " is not a multiple of the alignment %" PRIu32,
                      ti->offset, g->alignment);
-            rc = rd_fail(&r, g->data_off + ti->offset, why);
+            rc = rd_fail(&r, field_at, why);
         } else if (ti->offset > data_size || ti->size_bytes > data_size - ti->offset) {
             snprintf(why, sizeof(why),
                      "%" PRIu64 " bytes of data at data offset %" PRIu64 " run past the end of the file",
                      ti->size_bytes, ti->offset);
-            rc = rd_fail(&r, g->data_off + (ti->offset <= data_size ? ti->offset : 0), why);
-        } else if (i > 0 && order[i - 1]->offset + order[i - 1]->size_bytes > ti->offset) {
-            snprintf(why, sizeof(why), "data overlaps tensor '%.60s'", order[i - 1]->name);
-            rc = rd_fail(&r, g->data_off + ti->offset, why);
+            rc = rd_fail(&r, field_at, why);
+        } else if (ti->size_bytes > 0 && last && ti->offset < end_max) {
+            snprintf(why, sizeof(why), "data at data offset %" PRIu64 " overlaps tensor '%.60s'",
+                     ti->offset, last->name);
+            rc = rd_fail(&r, field_at, why);
         } else {
             ti->data = g->mf.data + g->data_off + ti->offset;
+            if (ti->size_bytes > 0 && ti->offset + ti->size_bytes > end_max) {
+                end_max = ti->offset + ti->size_bytes;
+                last = ti;
+            }
         }
     }
     free(order);
+    free(info_off);
     return rc;
 }
 
@@ -536,7 +581,11 @@ static bool gguf_scalar_at(const struct gguf_file *g, enum gguf_type t, uint64_t
     case GGUF_TYPE_INT16: memcpy(&v.i16, p, 2); *iv = v.i16; *fv = v.i16; return true;
     case GGUF_TYPE_UINT32: memcpy(&v.u32, p, 4); *iv = v.u32; *fv = v.u32; return true;
     case GGUF_TYPE_INT32: memcpy(&v.i32, p, 4); *iv = v.i32; *fv = v.i32; return true;
-    case GGUF_TYPE_FLOAT32: memcpy(&v.f32, p, 4); *iv = (int64_t)v.f32; *fv = v.f32; return true;
+    case GGUF_TYPE_FLOAT32: /* NaN or out of range converts to 0, not to undefined behaviour */
+        memcpy(&v.f32, p, 4);
+        *fv = v.f32;
+        *iv = (*fv > -9.2e18 && *fv < 9.2e18) ? (int64_t)*fv : 0;
+        return true;
     case GGUF_TYPE_UINT64:
         memcpy(&v.u64, p, 8);
         *iv = v.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v.u64;
