@@ -27,4 +27,26 @@ struct sampler_params {
 
 struct sampler_params sampler_default_params(void);
 
+
+
+struct sampler;
+
+/* Copies params (including the logit bias list). n_vocab: logits per row. */
+struct sampler *sampler_create(const struct sampler_params *params, int32_t n_vocab);
+void sampler_destroy(struct sampler *s);
+/* Record a token for the penalties: prompt tokens count for repetition_penalty only. */
+void sampler_accept(struct sampler *s, int32_t token, bool is_prompt);
+/* Pick the next token from logits (modified in place). */
+int32_t sampler_sample(struct sampler *s, float *logits);
+
+/* Natural-log probabilities from raw logits (log-softmax, float max and double sum as
+ * llama.cpp): the logprob of `token` and the top n (most likely first, ties by lowest id). */
+struct token_logprob {
+    int32_t token;
+    float logprob;
+};
+float sampler_logprobs(const float *logits, int32_t n_vocab, int32_t token, int32_t top_n,
+                       struct token_logprob *top);
+/* Greedy choice: highest logit, lowest id on ties. */
+int32_t sampler_argmax(const float *logits, int32_t n_vocab);
 #endif

@@ -1,0 +1,186 @@
+/* cli_session.c: model + CPU backend + one sequence, for the one-shot commands. */
+#include "cli/cli_session.h"
+#include "cinder/backend.h"
+#include "cinder/forward.h"
+#include "cinder/model.h"
+#include "cinder/status.h"
+#include "cinder/xalloc.h"
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLI_DEFAULT_MAX_CTX 4096
+#define CLI_BLOCK_SIZE 16
+
+void cli_model_args_init(struct cli_model_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->weight_type = CND_DTYPE_Q4_K;
+    a->n_batch = 512;
+}
+
+static int parse_dtype(const char *s, enum cnd_dtype *out)
+{
+    static const struct {
+        const char *name;
+        enum cnd_dtype t;
+    } types[] = {
+        {"f32", CND_DTYPE_F32},   {"f16", CND_DTYPE_F16},   {"bf16", CND_DTYPE_BF16},
+        {"q8_0", CND_DTYPE_Q8_0}, {"q4_0", CND_DTYPE_Q4_0}, {"q4_1", CND_DTYPE_Q4_1},
+        {"q5_0", CND_DTYPE_Q5_0}, {"q5_1", CND_DTYPE_Q5_1}, {"q2_k", CND_DTYPE_Q2_K},
+        {"q3_k", CND_DTYPE_Q3_K}, {"q4_k", CND_DTYPE_Q4_K}, {"q5_k", CND_DTYPE_Q5_K},
+        {"q6_k", CND_DTYPE_Q6_K},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+        if (strcasecmp(s, types[i].name) == 0) {
+            *out = types[i].t;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int cli_model_args_parse(struct cli_model_args *a, int argc, char **argv, int *i)
+{
+    const char *f = argv[*i];
+    const char *val = *i + 1 < argc ? argv[*i + 1] : NULL;
+#define NEED_VAL                                                                                   \
+    if (!val) {                                                                                    \
+        fprintf(stderr, "option %s needs a value\n", f);                                          \
+        return -1;                                                                                 \
+    }
+    if (!strcmp(f, "-m") || !strcmp(f, "--model")) {
+        NEED_VAL;
+        a->model_path = val;
+    } else if (!strcmp(f, "-t") || !strcmp(f, "--threads")) {
+        NEED_VAL;
+        long v = cli_parse_long(val);
+        if (v < 0 || v > 1024) {
+            fprintf(stderr, "bad thread count '%s'\n", val);
+            return -1;
+        }
+        a->n_threads = (int)v;
+    } else if (!strcmp(f, "-c") || !strcmp(f, "--ctx-size") || !strcmp(f, "--ctx")) {
+        NEED_VAL;
+        long v = cli_parse_long(val);
+        if (v < 0 || v > (1 << 24)) {
+            fprintf(stderr, "bad context size '%s'\n", val);
+            return -1;
+        }
+        a->n_ctx = (int)v;
+    } else if (!strcmp(f, "-b") || !strcmp(f, "--batch-size")) {
+        NEED_VAL;
+        long v = cli_parse_long(val);
+        if (v < 1 || v > 65536) {
+            fprintf(stderr, "bad batch size '%s'\n", val);
+            return -1;
+        }
+        a->n_batch = (int)v;
+    } else if (!strcmp(f, "--random-weights")) {
+        NEED_VAL;
+        a->random_preset = val;
+    } else if (!strcmp(f, "--weight-type")) {
+        NEED_VAL;
+        if (parse_dtype(val, &a->weight_type) != 0) {
+            fprintf(stderr, "unknown weight type '%s' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k "
+                            "q3_k q4_k q5_k q6_k)\n", val);
+            return -1;
+        }
+    } else {
+        return 0;
+    }
+#undef NEED_VAL
+    (*i)++;
+    return 1;
+}
+
+int cli_session_open(struct cli_session *s, const struct cli_model_args *a, char *err)
+{
+    memset(s, 0, sizeof(*s));
+    if (a->random_preset) {
+        s->model = model_create_random(a->random_preset, a->weight_type, 42, err);
+    } else {
+        const char *path = a->model_path ? a->model_path : cli_default_model();
+        if (!path) {
+            err_set(err, "no model given: pass -m MODEL.gguf (the default "
+                         "../shared/models/stories260K.gguf does not exist here)");
+            return CND_EINVAL;
+        }
+        s->model = model_load(path, err);
+    }
+    if (!s->model)
+        return CND_EINVAL;
+    struct backend_cpu_params bp = {.n_threads = a->n_threads};
+    s->backend = backend_cpu_create(&bp, err);
+    if (!s->backend)
+        return CND_ENOMEM;
+    int32_t n_ctx = a->n_ctx > 0 ? a->n_ctx : CND_MIN(s->model->hp.n_ctx_train, CLI_DEFAULT_MAX_CTX);
+    s->n_ctx = n_ctx;
+    s->block_size = CLI_BLOCK_SIZE;
+    int32_t n_blocks = (n_ctx + s->block_size - 1) / s->block_size;
+    s->block_table = xmalloc((size_t)n_blocks * sizeof(int32_t));
+    for (int32_t i = 0; i < n_blocks; i++)
+        s->block_table[i] = i;
+    struct kv_cache_params kp = {
+        .n_layer = s->model->hp.n_layer,
+        .n_blocks = n_blocks,
+        .block_size = s->block_size,
+        .n_head_kv = s->model->hp.n_head_kv,
+        .head_dim = s->model->hp.head_dim,
+        .dtype = CND_DTYPE_F16,
+    };
+    int rc = s->backend->ops->load_model(s->backend, s->model, err);
+    if (rc == 0)
+        rc = s->backend->ops->kv_init(s->backend, &kp, err);
+    if (rc != 0)
+        return rc;
+    s->fc = forward_ctx_create(s->model, s->backend, a->n_batch, err);
+    if (!s->fc)
+        return CND_ENOMEM;
+    s->n_vocab = s->model->hp.n_vocab;
+    return 0;
+}
+
+void cli_session_close(struct cli_session *s)
+{
+    forward_ctx_destroy(s->fc);
+    backend_destroy(s->backend);
+    model_destroy(s->model);
+    free(s->block_table);
+    memset(s, 0, sizeof(*s));
+}
+
+int cli_session_run(struct cli_session *s, const int32_t *tokens, int32_t n, int32_t pos0,
+                    bool all_logits, float *out)
+{
+    if (n <= 0)
+        return 0;
+    if (pos0 + n > s->n_ctx)
+        return CND_ERANGE;
+    int32_t *pos = xmalloc((size_t)n * sizeof(int32_t));
+    int32_t *seq = xcalloc((size_t)n, sizeof(int32_t));
+    int64_t *slots = xmalloc((size_t)n * sizeof(int64_t));
+    int32_t *rows = xmalloc((size_t)n * sizeof(int32_t));
+    for (int32_t i = 0; i < n; i++) {
+        pos[i] = pos0 + i;
+        slots[i] = pos0 + i; /* block table is the identity */
+        rows[i] = i;
+    }
+    const int32_t *tables[1] = {s->block_table};
+    struct forward_batch b = {
+        .n_tokens = n,
+        .tokens = tokens,
+        .positions = pos,
+        .seq_idx = seq,
+        .slots = slots,
+        .n_seqs = 1,
+        .block_tables = tables,
+        .n_out = all_logits ? n : 1,
+        .out_rows = all_logits ? rows : rows + n - 1,
+    };
+    int rc = forward_run(s->fc, &b, out);
+    free(pos), free(seq), free(slots), free(rows);
+    return rc;
+}

@@ -1,0 +1,551 @@
+/* backend_cpu.c: the CPU implementation of the backend vtable.
+ *
+ * Memory is plain host memory; weights are used in place from the model's mmap. Every op is
+ * split across the thread pool. Matrix multiplies follow llama.cpp's scheme: the activation rows
+ * are quantized once to the weight type's vec_dot type, then each output element is one
+ * vec_dot of a weight row with an activation row, computed in 4x4 tiles (quant.h guarantees a
+ * tile gives the bit-identical result of the single dot, so a row's logits never depend on the
+ * rest of the batch). Attention mirrors llama.cpp's non-flash path with an F16 cache: q and the
+ * softmax weights are rounded to F16 before their products with K and V. */
+#include "cinder/backend.h"
+#include "cinder/forward.h"
+#include "cinder/fp16.h"
+#include "cinder/log.h"
+#include "cinder/model.h"
+#include "cinder/quant.h"
+#include "cinder/status.h"
+#include "cinder/threadpool.h"
+#include "cinder/xalloc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* Below this many multiply-adds an op runs on one thread: the hand-off costs more. */
+#define CPU_MIN_WORK_PER_THREAD 32768
+
+struct backend_cpu {
+    struct backend base;
+    struct threadpool *pool;
+    int n_threads;
+    int n_active;
+    enum quant_simd simd;
+    /* activation quantization scratch */
+    uint8_t *act;
+    size_t act_cap;
+    /* KV cache */
+    struct kv_cache_params kv;
+    uint8_t *kv_mem;
+    size_t kv_layer_bytes; /* K and V of one layer, each n_slots * kv_dim elements */
+    size_t kv_elem;
+    /* current batch */
+    const struct forward_batch *batch;
+    /* per-thread attention scratch */
+    float *scores;
+    size_t scores_per_thread;
+};
+
+static struct backend_cpu *cpu(struct backend *be)
+{
+    return (struct backend_cpu *)be;
+}
+
+static int cpu_threads_for(struct backend_cpu *c, double work)
+{
+    int n = (int)(work / CPU_MIN_WORK_PER_THREAD);
+    if (n < 1)
+        n = 1;
+    return n < c->n_active ? n : c->n_active;
+}
+
+/* Split [0, n) into n_threads contiguous ranges aligned to `align`. */
+static void split_range(int64_t n, int i, int n_threads, int64_t align, int64_t *lo, int64_t *hi)
+{
+    int64_t n_units = (n + align - 1) / align;
+    int64_t per = n_units / n_threads, rem = n_units % n_threads;
+    int64_t a = i * per + (i < rem ? i : rem);
+    int64_t b = a + per + (i < rem ? 1 : 0);
+    *lo = CND_MIN(a * align, n);
+    *hi = CND_MIN(b * align, n);
+}
+
+/* ---- memory ---- */
+
+static void *cpu_alloc(struct backend *be, size_t bytes)
+{
+    CND_UNUSED(be);
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
+        return NULL;
+    return p;
+}
+
+static void cpu_free(struct backend *be, void *p)
+{
+    CND_UNUSED(be);
+    free(p);
+}
+
+static int cpu_copy(struct backend *be, void *dst, const void *src, size_t bytes)
+{
+    CND_UNUSED(be);
+    if (bytes)
+        memmove(dst, src, bytes);
+    return 0;
+}
+
+static int cpu_sync(struct backend *be)
+{
+    CND_UNUSED(be);
+    return 0;
+}
+
+static int cpu_load_model(struct backend *be, const struct model *m, char *err)
+{
+    CND_UNUSED(be), CND_UNUSED(m), CND_UNUSED(err);
+    return 0;
+}
+
+static const struct tensor *cpu_weight(struct backend *be, const struct tensor *host)
+{
+    CND_UNUSED(be);
+    return host;
+}
+
+static int cpu_kv_init(struct backend *be, const struct kv_cache_params *p, char *err)
+{
+    struct backend_cpu *c = cpu(be);
+    if (p->dtype != CND_DTYPE_F16 && p->dtype != CND_DTYPE_F32) {
+        err_set(err, "KV cache type %s is not supported (f16, f32)", dtype_name(p->dtype));
+        return CND_EINVAL;
+    }
+    free(c->kv_mem);
+    c->kv_mem = NULL;
+    c->kv = *p;
+    c->kv_elem = p->dtype == CND_DTYPE_F16 ? 2 : 4;
+    size_t n_slots = (size_t)p->n_blocks * (size_t)p->block_size;
+    size_t kv_dim = (size_t)p->n_head_kv * (size_t)p->head_dim;
+    c->kv_layer_bytes = n_slots * kv_dim * c->kv_elem;
+    size_t total = c->kv_layer_bytes * 2 * (size_t)p->n_layer;
+    if (total == 0 || posix_memalign((void **)&c->kv_mem, 64, total) != 0) {
+        c->kv_mem = NULL;
+        err_set(err, "cannot allocate %.1f MiB for the KV cache", (double)total / 1048576.0);
+        return CND_ENOMEM;
+    }
+    memset(c->kv_mem, 0, total);
+    return 0;
+}
+
+static int cpu_begin_batch(struct backend *be, const struct forward_batch *b)
+{
+    struct backend_cpu *c = cpu(be);
+    c->batch = b;
+    int32_t max_pos = 0;
+    for (int32_t i = 0; i < b->n_tokens; i++)
+        max_pos = CND_MAX(max_pos, b->positions[i]);
+    size_t need = (size_t)max_pos + 1;
+    if (need > c->scores_per_thread) {
+        free(c->scores);
+        c->scores_per_thread = need + 256;
+        c->scores = xmalloc(c->scores_per_thread * sizeof(float) * (size_t)c->n_threads);
+    }
+    return 0;
+}
+
+/* ---- simple elementwise ops ---- */
+
+struct rows_task {
+    struct backend_cpu *c;
+    const struct tensor *w;
+    const int32_t *ids;
+    int32_t n;
+    float *out;
+};
+
+static void get_rows_task(void *p, int ith, int nth)
+{
+    struct rows_task *t = p;
+    const struct quant_kernels *k = quant_get_kernels(t->w->dtype, t->c->simd);
+    int64_t lo, hi;
+    split_range(t->n, ith, nth, 1, &lo, &hi);
+    int64_t d = t->w->ne[0];
+    for (int64_t i = lo; i < hi; i++) {
+        const uint8_t *row = (const uint8_t *)t->w->data + (size_t)t->ids[i] * t->w->nb[1];
+        k->dequantize(row, t->out + i * d, d);
+    }
+}
+
+static void cpu_get_rows(struct backend *be, const struct tensor *w, const int32_t *ids, int32_t n,
+                         float *out)
+{
+    struct backend_cpu *c = cpu(be);
+    struct rows_task t = {c, w, ids, n, out};
+    threadpool_run(c->pool, cpu_threads_for(c, (double)n * (double)w->ne[0] * 4), get_rows_task,
+                   &t);
+}
+
+static void cpu_rmsnorm(struct backend *be, float *out, const float *x, const struct tensor *w,
+                        int32_t n_rows, int32_t n_cols, float eps)
+{
+    CND_UNUSED(be);
+    const float *wd = w->data;
+    for (int32_t r = 0; r < n_rows; r++) {
+        const float *xr = x + (size_t)r * n_cols;
+        float *yr = out + (size_t)r * n_cols;
+        double sum = 0.0;
+        for (int32_t i = 0; i < n_cols; i++)
+            sum += (double)(xr[i] * xr[i]);
+        const float mean = (float)(sum / n_cols);
+        const float scale = 1.0f / sqrtf(mean + eps);
+        for (int32_t i = 0; i < n_cols; i++)
+            yr[i] = (xr[i] * scale) * wd[i];
+    }
+}
+
+static void cpu_silu_mul(struct backend *be, float *out, const float *gate, const float *up,
+                         int64_t n)
+{
+    CND_UNUSED(be);
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = (g / (1.0f + expf(-g))) * up[i];
+    }
+}
+
+static void cpu_add(struct backend *be, float *out, const float *a, const float *b, int64_t n)
+{
+    CND_UNUSED(be);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+static void cpu_gather_rows(struct backend *be, float *out, const float *x, const int32_t *rows,
+                            int32_t n, int32_t n_cols)
+{
+    CND_UNUSED(be);
+    for (int32_t i = 0; i < n; i++)
+        memmove(out + (size_t)i * n_cols, x + (size_t)rows[i] * n_cols,
+                (size_t)n_cols * sizeof(float));
+}
+
+/* ---- RoPE (llama.cpp's rope cache: theta multiplied by theta_scale pair by pair, in float) ---- */
+
+static void cpu_rope(struct backend *be, float *x, int32_t n_rows, int32_t n_heads,
+                     const struct rope_params *rp)
+{
+    struct backend_cpu *c = cpu(be);
+    const int32_t hd = rp->head_dim, n_rot = rp->n_rot;
+    const float theta_scale = powf(rp->freq_base, -2.0f / (float)n_rot);
+    float cache[2 * 1024];
+    CND_ASSERT(n_rot <= 1024);
+    for (int32_t r = 0; r < n_rows; r++) {
+        float theta = (float)c->batch->positions[r];
+        for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
+            const float ff = rp->freq_factors ? rp->freq_factors[i0 / 2] : 1.0f;
+            const float th = rp->freq_scale * (theta / ff);
+            cache[i0] = cosf(th);
+            cache[i0 + 1] = sinf(th);
+            theta *= theta_scale;
+        }
+        for (int32_t h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)r * n_heads + h) * hd;
+            if (rp->neox) {
+                const int32_t half = n_rot / 2;
+                for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
+                    const int32_t ic = i0 / 2;
+                    const float x0 = v[ic], x1 = v[ic + half];
+                    v[ic] = x0 * cache[i0] - x1 * cache[i0 + 1];
+                    v[ic + half] = x0 * cache[i0 + 1] + x1 * cache[i0];
+                }
+            } else {
+                for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
+                    const float x0 = v[i0], x1 = v[i0 + 1];
+                    v[i0] = x0 * cache[i0] - x1 * cache[i0 + 1];
+                    v[i0 + 1] = x0 * cache[i0 + 1] + x1 * cache[i0];
+                }
+            }
+        }
+    }
+}
+
+/* ---- matmul ---- */
+
+struct matmul_task {
+    struct backend_cpu *c;
+    const struct quant_kernels *k;
+    const struct tensor *w;
+    const float *x;
+    int32_t n;
+    float *out;
+    size_t act_row;
+    const float *bias;
+};
+
+static void matmul_quantize_task(void *p, int ith, int nth)
+{
+    struct matmul_task *t = p;
+    int64_t lo, hi;
+    split_range(t->n, ith, nth, 1, &lo, &hi);
+    const int64_t n_in = t->w->ne[0];
+    for (int64_t i = lo; i < hi; i++)
+        t->k->quantize_act(t->x + i * n_in, t->c->act + (size_t)i * t->act_row, n_in);
+}
+
+static void matmul_task(void *p, int ith, int nth)
+{
+    struct matmul_task *t = p;
+    const int64_t n_in = t->w->ne[0], n_out = t->w->ne[1];
+    const size_t w_row = t->w->nb[1];
+    int64_t lo, hi;
+    split_range(n_out, ith, nth, QUANT_TILE_MAX, &lo, &hi);
+    const uint8_t *wd = t->w->data;
+    const uint8_t *act = t->c->act;
+    for (int64_t r = lo; r < hi; r += QUANT_TILE_MAX) {
+        int nr = (int)CND_MIN(QUANT_TILE_MAX, hi - r);
+        for (int32_t col = 0; col < t->n; col += QUANT_TILE_MAX) {
+            int nc = (int)CND_MIN(QUANT_TILE_MAX, t->n - col);
+            t->k->vec_dot_tile(n_in, wd + (size_t)r * w_row, w_row, nr,
+                               act + (size_t)col * t->act_row, t->act_row, nc,
+                               t->out + (size_t)col * (size_t)n_out + (size_t)r, (size_t)n_out);
+        }
+        if (t->bias) {
+            for (int32_t col = 0; col < t->n; col++)
+                for (int64_t i = r; i < r + nr; i++)
+                    t->out[(size_t)col * (size_t)n_out + (size_t)i] += t->bias[i];
+        }
+    }
+}
+
+static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, const float *x,
+                       int32_t n, const struct tensor *bias)
+{
+    struct backend_cpu *c = cpu(be);
+    const struct quant_kernels *k = quant_get_kernels(w->dtype, c->simd);
+    CND_ASSERT(k != NULL);
+    size_t act_row = dtype_row_size(k->vec_dot_type, w->ne[0]);
+    size_t need = act_row * (size_t)n;
+    if (need > c->act_cap) {
+        free(c->act);
+        c->act = cpu_alloc(be, need);
+        CND_ASSERT(c->act != NULL);
+        c->act_cap = need;
+    }
+    struct matmul_task t = {c, k, w, x, n, out, act_row, bias ? bias->data : NULL};
+    double work = (double)w->ne[0] * (double)w->ne[1] * (double)n;
+    threadpool_run(c->pool, cpu_threads_for(c, (double)w->ne[0] * n * 8), matmul_quantize_task, &t);
+    threadpool_run(c->pool, cpu_threads_for(c, work), matmul_task, &t);
+}
+
+/* ---- attention ---- */
+
+static inline float kv_get(const struct backend_cpu *c, const uint8_t *base, size_t i)
+{
+    if (c->kv_elem == 2) {
+        uint16_t h;
+        memcpy(&h, base + i * 2, 2);
+        return fp16_to_fp32(h);
+    }
+    float f;
+    memcpy(&f, base + i * 4, 4);
+    return f;
+}
+
+static inline float kv_round(const struct backend_cpu *c, float v)
+{
+    return c->kv_elem == 2 ? fp16_to_fp32(fp32_to_fp16(v)) : v;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma,f16c"))) static float dot_f16_avx2(const float *q,
+                                                                   const uint16_t *k, int n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i)));
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv, acc);
+    }
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s = _mm_hadd_ps(s, s);
+    s = _mm_hadd_ps(s, s);
+    float r = _mm_cvtss_f32(s);
+    for (; i < n; i++)
+        r += q[i] * fp16_to_fp32(k[i]);
+    return r;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void axpy_f16_avx2(float *y, float a,
+                                                                   const uint16_t *v, int n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i)));
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, vv, _mm256_loadu_ps(y + i)));
+    }
+    for (; i < n; i++)
+        y[i] += a * fp16_to_fp32(v[i]);
+}
+#endif
+
+struct attn_task {
+    struct backend_cpu *c;
+    int32_t layer;
+    const float *q;
+    float *out;
+    const struct attn_params *ap;
+};
+
+static void attn_task(void *p, int ith, int nth)
+{
+    struct attn_task *t = p;
+    struct backend_cpu *c = t->c;
+    const struct forward_batch *b = c->batch;
+    const struct attn_params *ap = t->ap;
+    const int32_t hd = ap->head_dim, n_head = ap->n_head;
+    const int32_t group = ap->n_head / ap->n_head_kv;
+    const size_t kv_dim = (size_t)ap->n_head_kv * (size_t)hd;
+    const int32_t bs = c->kv.block_size;
+    const uint8_t *K = c->kv_mem + (size_t)t->layer * 2 * c->kv_layer_bytes;
+    const uint8_t *V = K + c->kv_layer_bytes;
+    float *scores = c->scores + (size_t)ith * c->scores_per_thread;
+    float qr[1024];
+    CND_ASSERT(hd <= 1024);
+    bool use_avx2 = c->kv_elem == 2 && c->simd >= QUANT_SIMD_AVX2;
+    int64_t lo, hi;
+    split_range((int64_t)b->n_tokens * n_head, ith, nth, 1, &lo, &hi);
+    for (int64_t task = lo; task < hi; task++) {
+        const int32_t row = (int32_t)(task / n_head), h = (int32_t)(task % n_head);
+        const int32_t kvh = h / group;
+        const int32_t pos = b->positions[row];
+        const int32_t *bt = b->block_tables[b->seq_idx[row]];
+        const float *q = t->q + ((size_t)row * n_head + h) * hd;
+        for (int32_t i = 0; i < hd; i++)
+            qr[i] = kv_round(c, q[i]);
+        float max = -INFINITY;
+        for (int32_t j = 0; j <= pos; j++) {
+            size_t slot = (size_t)bt[j / bs] * (size_t)bs + (size_t)(j % bs);
+            size_t off = slot * kv_dim + (size_t)kvh * hd;
+            float s;
+#if defined(__x86_64__)
+            if (use_avx2) {
+                s = dot_f16_avx2(qr, (const uint16_t *)(const void *)(K + off * 2), hd);
+            } else
+#endif
+            {
+                s = 0.0f;
+                for (int32_t i = 0; i < hd; i++)
+                    s += qr[i] * kv_get(c, K, off + (size_t)i);
+            }
+            s *= ap->scale;
+            scores[j] = s;
+            max = s > max ? s : max;
+        }
+        double sum = 0.0;
+        for (int32_t j = 0; j <= pos; j++) {
+            float e = expf(scores[j] - max);
+            scores[j] = e;
+            sum += (double)e;
+        }
+        const float inv = (float)(1.0 / sum);
+        float *o = t->out + ((size_t)row * n_head + h) * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int32_t j = 0; j <= pos; j++) {
+            const float w = kv_round(c, scores[j] * inv);
+            size_t slot = (size_t)bt[j / bs] * (size_t)bs + (size_t)(j % bs);
+            size_t off = slot * kv_dim + (size_t)kvh * hd;
+#if defined(__x86_64__)
+            if (use_avx2) {
+                axpy_f16_avx2(o, w, (const uint16_t *)(const void *)(V + off * 2), hd);
+                continue;
+            }
+#endif
+            for (int32_t i = 0; i < hd; i++)
+                o[i] += w * kv_get(c, V, off + (size_t)i);
+        }
+    }
+}
+
+static void cpu_attention(struct backend *be, int32_t layer, const float *q, const float *k,
+                          const float *v, float *out, const struct attn_params *ap)
+{
+    struct backend_cpu *c = cpu(be);
+    const struct forward_batch *b = c->batch;
+    const size_t kv_dim = (size_t)ap->n_head_kv * (size_t)ap->head_dim;
+    uint8_t *K = c->kv_mem + (size_t)layer * 2 * c->kv_layer_bytes;
+    uint8_t *V = K + c->kv_layer_bytes;
+    for (int32_t r = 0; r < b->n_tokens; r++) {
+        size_t base = (size_t)b->slots[r] * kv_dim;
+        const float *kr = k + (size_t)r * kv_dim, *vr = v + (size_t)r * kv_dim;
+        if (c->kv_elem == 2) {
+            uint16_t *kd = (uint16_t *)(void *)(K + base * 2), *vd = (uint16_t *)(void *)(V + base * 2);
+            for (size_t i = 0; i < kv_dim; i++) {
+                kd[i] = fp32_to_fp16(kr[i]);
+                vd[i] = fp32_to_fp16(vr[i]);
+            }
+        } else {
+            memcpy(K + base * 4, kr, kv_dim * 4);
+            memcpy(V + base * 4, vr, kv_dim * 4);
+        }
+    }
+    double work = 0;
+    for (int32_t r = 0; r < b->n_tokens; r++)
+        work += (double)(b->positions[r] + 1) * ap->head_dim * 2 * ap->n_head;
+    struct attn_task t = {c, layer, q, out, ap};
+    threadpool_run(c->pool, cpu_threads_for(c, work), attn_task, &t);
+}
+
+static void cpu_destroy(struct backend *be)
+{
+    struct backend_cpu *c = cpu(be);
+    threadpool_destroy(c->pool);
+    free(c->act);
+    free(c->kv_mem);
+    free(c->scores);
+    free(c);
+}
+
+static const struct backend_ops backend_cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .sync = cpu_sync,
+    .load_model = cpu_load_model,
+    .weight = cpu_weight,
+    .kv_init = cpu_kv_init,
+    .begin_batch = cpu_begin_batch,
+    .get_rows = cpu_get_rows,
+    .rmsnorm = cpu_rmsnorm,
+    .matmul = cpu_matmul,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .silu_mul = cpu_silu_mul,
+    .add = cpu_add,
+    .gather_rows = cpu_gather_rows,
+};
+
+struct backend *backend_cpu_create(const struct backend_cpu_params *p, char *err)
+{
+    CND_UNUSED(err);
+    struct backend_cpu *c = xcalloc(1, sizeof(*c));
+    c->base.ops = &backend_cpu_ops;
+    c->pool = threadpool_create(p ? p->n_threads : 0);
+    c->n_threads = threadpool_n_threads(c->pool);
+    c->n_active = c->n_threads;
+    c->simd = quant_simd_detect();
+    log_debug("cpu backend: %d threads, %s kernels", c->n_threads, quant_simd_name(c->simd));
+    return &c->base;
+}
+
+void backend_cpu_set_active_threads(struct backend *be, int n)
+{
+    struct backend_cpu *c = cpu(be);
+    c->n_active = n < 1 ? 1 : (n > c->n_threads ? c->n_threads : n);
+}
