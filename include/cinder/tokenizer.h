@@ -33,6 +33,8 @@ int32_t tokenizer_eos(const struct tokenizer *tok);
 int32_t tokenizer_eot(const struct tokenizer *tok);
 bool tokenizer_add_bos(const struct tokenizer *tok);
 bool tokenizer_add_eos(const struct tokenizer *tok);
+/* SPM vocabulary that puts "▁" in front of text (tokenizer.ggml.add_space_prefix, default on). */
+bool tokenizer_add_space_prefix(const struct tokenizer *tok);
 /* End of generation: EOS, EOT and the other end tokens the vocabulary marks (<|im_end|>, ...). */
 bool tokenizer_is_eog(const struct tokenizer *tok, int32_t id);
 enum token_type tokenizer_token_type(const struct tokenizer *tok, int32_t id);
