@@ -451,6 +451,58 @@ static void test_stream_bytes(void)
     tokenizer_destroy(tok);
 }
 
+/* Long text: the per-call word cache and SPM chunking must not change the ids. Compared with a
+ * tokenizer made with CND_TOKENIZER_NO_CACHE set; also checks the streaming invariant. */
+static void test_long_text(void)
+{
+    size_t len1, len2;
+    char *stories = read_all(SHARED "/reference/perplexity/stories-sampled.txt", &len1);
+    char *inp = read_all(VOCAB_DIR "ggml-vocab-llama-spm.gguf.inp", &len2);
+    if (!stories || !inp) {
+        free(stories), free(inp);
+        return;
+    }
+    struct buf text;
+    buf_init(&text);
+    for (int i = 0; i < 3; i++) {
+        buf_append(&text, stories, len1);
+        buf_append(&text, inp, len2);
+    }
+    static const char *const names[] = {"llama-spm", "llama-bpe", "qwen2", "gpt-2", "falcon"};
+    for (size_t v = 0; v < ARRAY_SIZE(names); v++) {
+        char path[512];
+        snprintf(path, sizeof(path), VOCAB_DIR "ggml-vocab-%s.gguf", names[v]);
+        unsetenv("CND_TOKENIZER_NO_CACHE");
+        struct tokenizer *fast = load_tok(path);
+        setenv("CND_TOKENIZER_NO_CACHE", "1", 1);
+        struct tokenizer *slow = load_tok(path);
+        unsetenv("CND_TOKENIZER_NO_CACHE");
+        CHECK(fast && slow);
+        if (fast && slow) {
+            int32_t *a = NULL, *b = NULL;
+            size_t na = 0, nb = 0, ca = 0, cb = 0;
+            tokenizer_encode(fast, text.data, text.len, false, false, &a, &na, &ca);
+            tokenizer_encode(slow, text.data, text.len, false, false, &b, &nb, &cb);
+            bool same = na == nb && memcmp(a, b, na * sizeof(int32_t)) == 0;
+            CHECK_MSG(same, "%s: cached %zu ids vs uncached %zu", names[v], na, nb);
+            CHECK(check_stream(fast, a, na));
+            struct buf dec;
+            buf_init(&dec);
+            tokenizer_decode(fast, a, na, false, true, &dec);
+            CHECK_MSG(dec.len == text.len && memcmp(dec.data, text.data, text.len) == 0,
+                      "%s: long text does not round-trip", names[v]);
+            printf("  %-34s long text %zu bytes -> %zu ids, cached == uncached: %s\n", names[v],
+                   text.len, na, same ? "yes" : "NO");
+            buf_deinit(&dec);
+            free(a), free(b);
+        }
+        tokenizer_destroy(fast);
+        tokenizer_destroy(slow);
+    }
+    buf_deinit(&text);
+    free(stories), free(inp);
+}
+
 static void test_errors(void)
 {
     char err[CND_ERR_LEN] = "";
@@ -476,6 +528,7 @@ int main(void)
     RUN(test_reference_json);
     RUN(test_special_tokens);
     RUN(test_stream_bytes);
+    RUN(test_long_text);
     RUN(test_errors);
     return test_summary();
 }

@@ -58,7 +58,9 @@ void tokenizer_token_to_piece(const struct tokenizer *tok, int32_t id, bool spec
 
 /* Decode a whole sequence into out. special: include control tokens' text. For SPM vocabularies
  * with add_space_prefix the single space that encoding added in front is removed when
- * strip_leading_space is set (what llama.cpp's detokenize does for a whole prompt). */
+ * strip_leading_space is set: one leading space of ids[0]'s piece, like llama.cpp's detokenize
+ * (which, when it drops a leading BOS as special, keeps the space: callers that want that quirk
+ * pass ids + 1 and strip_leading_space = false, as `cinder detokenize` does). */
 void tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, size_t n, bool special,
                       bool strip_leading_space, struct buf *out);
 

@@ -17,6 +17,11 @@
 
 enum tok_kind { TOK_KIND_SPM, TOK_KIND_BPE };
 
+struct vocab_slot {
+    int32_t id; /* -1: empty */
+    uint32_t tag; /* high hash bits, checked before the text */
+};
+
 #define TOK_FLAG_EOG 0x80u /* in tok->attr[id], above the token_type bits */
 
 struct tokenizer {
@@ -29,7 +34,7 @@ struct tokenizer {
     float *scores;       /* [n_vocab] */
     uint8_t *attr;       /* [n_vocab]: enum token_type | TOK_FLAG_EOG */
 
-    int32_t *vocab_slots; /* open addressing, id or -1 */
+    struct vocab_slot *vocab_slots; /* open addressing */
     size_t vocab_mask;
 
     uint64_t *merge_keys; /* (left << 32 | right) + 1, 0 = empty */
@@ -37,11 +42,16 @@ struct tokenizer {
     int32_t *merge_result;
     size_t merge_mask;
 
+    uint64_t *pair_keys; /* SPM: adjacent character pairs found inside some token, 0 = empty */
+    size_t pair_mask;
+
     int32_t *specials; /* CONTROL / USER_DEFINED / UNKNOWN ids, longest text first */
     size_t n_specials;
 
     int32_t bos_id, eos_id, eot_id, eom_id, unk_id, pad_id;
     bool add_bos, add_eos, add_space_prefix, ignore_merges;
+    uint32_t max_token_len;
+    bool no_cache; /* CND_TOKENIZER_NO_CACHE set at create: no word cache (tests compare) */
 
     int32_t byte_ids[256];   /* SPM: <0xNN>; BPE: the byte's byte-level character */
     char bpe_chars[256][3];  /* BPE byte -> UTF-8 of its byte-level character */
@@ -53,12 +63,18 @@ struct tokenizer {
 
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, v;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&v, s, 8);
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
     }
-    return h ^ (h >> 29);
+    v = 0;
+    memcpy(&v, s, n);
+    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    h *= 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 32);
 }
 
 static uint64_t hash_u64(uint64_t x)
@@ -80,13 +96,16 @@ static size_t table_size_for(size_t n)
 
 static int32_t vocab_lookup(const struct tokenizer *tok, const char *s, size_t n)
 {
-    size_t i = hash_bytes(s, n) & tok->vocab_mask;
+    uint64_t h = hash_bytes(s, n);
+    uint32_t tag = (uint32_t)(h >> 32);
+    size_t i = h & tok->vocab_mask;
     for (;;) {
-        int32_t id = tok->vocab_slots[i];
-        if (id < 0)
+        const struct vocab_slot *sl = &tok->vocab_slots[i];
+        if (sl->id < 0)
             return -1;
-        if (tok->text_len[id] == n && memcmp(tok->arena + tok->text_off[id], s, n) == 0)
-            return id;
+        if (sl->tag == tag && tok->text_len[sl->id] == n &&
+            memcmp(tok->arena + tok->text_off[sl->id], s, n) == 0)
+            return sl->id;
         i = (i + 1) & tok->vocab_mask;
     }
 }
@@ -95,14 +114,14 @@ static void vocab_insert(struct tokenizer *tok, int32_t id)
 {
     const char *s = tok->arena + tok->text_off[id];
     size_t n = tok->text_len[id];
-    size_t i = hash_bytes(s, n) & tok->vocab_mask;
-    while (tok->vocab_slots[i] >= 0) {
-        int32_t o = tok->vocab_slots[i];
-        if (tok->text_len[o] == n && memcmp(tok->arena + tok->text_off[o], s, n) == 0)
-            return; /* duplicate text: the first id wins */
+    if (vocab_lookup(tok, s, n) >= 0)
+        return; /* duplicate text: the first id wins */
+    uint64_t h = hash_bytes(s, n);
+    size_t i = h & tok->vocab_mask;
+    while (tok->vocab_slots[i].id >= 0)
         i = (i + 1) & tok->vocab_mask;
-    }
-    tok->vocab_slots[i] = id;
+    tok->vocab_slots[i].id = id;
+    tok->vocab_slots[i].tag = (uint32_t)(h >> 32);
 }
 
 static inline uint64_t merge_key(int32_t left, int32_t right)
@@ -143,6 +162,57 @@ static void merge_insert(struct tokenizer *tok, int32_t left, int32_t right, uin
     tok->merge_keys[i] = key;
     tok->merge_rank[i] = rank;
     tok->merge_result[i] = result;
+}
+
+/* SPM chunking: two adjacent characters can end up in one token only if some token holds them
+ * next to each other. Between characters that no token holds together, the bigram merging on
+ * either side is independent, so the text is cut there and each chunk merged on its own (same
+ * result, much smaller heaps). */
+static uint64_t pair_key(const char *a, size_t na, const char *b, size_t nb)
+{
+    /* each character left-aligned in 32 bits; a collision only makes a cut less likely */
+    uint64_t ka = 0, kb = 0;
+    for (size_t i = 0; i < 4; i++) {
+        ka = (ka << 8) | (i < na ? (unsigned char)a[i] : 0);
+        kb = (kb << 8) | (i < nb ? (unsigned char)b[i] : 0);
+    }
+    return ((ka << 32) | kb) + 1;
+}
+
+static bool pair_insert_or_has(uint64_t *keys, size_t mask, uint64_t key, bool insert)
+{
+    size_t i = hash_u64(key) & mask;
+    while (keys[i] != 0) {
+        if (keys[i] == key)
+            return true;
+        i = (i + 1) & mask;
+    }
+    if (insert)
+        keys[i] = key;
+    return false;
+}
+
+static void init_spm_pairs(struct tokenizer *tok)
+{
+    size_t n_pairs = 0;
+    for (int32_t id = 0; id < tok->n_vocab; id++)
+        n_pairs += tok->text_len[id];
+    size_t cap = table_size_for(n_pairs);
+    tok->pair_mask = cap - 1;
+    tok->pair_keys = xcalloc(cap, sizeof(uint64_t));
+    for (int32_t id = 0; id < tok->n_vocab; id++) {
+        const char *s = tok->arena + tok->text_off[id];
+        size_t n = tok->text_len[id];
+        size_t prev = 0, prev_len = 0;
+        for (size_t off = 0; off < n;) {
+            size_t l = CND_MIN(unicode_utf8_len((unsigned char)s[off]), n - off);
+            if (prev_len)
+                pair_insert_or_has(tok->pair_keys, tok->pair_mask,
+                                   pair_key(s + prev, prev_len, s + off, l), true);
+            prev = off, prev_len = l;
+            off += l;
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -390,8 +460,10 @@ struct tokenizer *tokenizer_create(const struct gguf_file *g, char *err)
 
     size_t cap = table_size_for((size_t)n);
     tok->vocab_mask = cap - 1;
-    tok->vocab_slots = xmalloc(cap * sizeof(int32_t));
-    memset(tok->vocab_slots, 0xff, cap * sizeof(int32_t));
+    tok->vocab_slots = xmalloc(cap * sizeof(struct vocab_slot));
+    memset(tok->vocab_slots, 0xff, cap * sizeof(struct vocab_slot));
+    for (int32_t id = 0; id < tok->n_vocab; id++)
+        tok->max_token_len = CND_MAX(tok->max_token_len, tok->text_len[id]);
     for (int32_t id = 0; id < tok->n_vocab; id++)
         vocab_insert(tok, id);
 
@@ -423,8 +495,10 @@ struct tokenizer *tokenizer_create(const struct gguf_file *g, char *err)
             goto fail;
     } else {
         init_spm_bytes(tok);
+        init_spm_pairs(tok);
     }
     init_specials(tok);
+    tok->no_cache = getenv("CND_TOKENIZER_NO_CACHE") != NULL;
     free(model);
     free(pre);
     return tok;
@@ -448,6 +522,7 @@ void tokenizer_destroy(struct tokenizer *tok)
     free(tok->merge_keys);
     free(tok->merge_rank);
     free(tok->merge_result);
+    free(tok->pair_keys);
     free(tok->specials);
     free(tok);
 }
@@ -527,6 +602,85 @@ static inline void out_push(struct id_out *o, int32_t id)
     (*o->ids)[(*o->n)++] = id;
 }
 
+/* ---------------------------------------------------------------- word cache */
+
+/* Per-call memo of word/chunk -> ids. Long texts repeat their words a lot; a cache local to one
+ * tokenizer_encode call keeps the tokenizer read-only (thread-safe) and costs nothing until the
+ * text has enough words to pay for it. Cleared when half full. */
+#define WCACHE_SLOTS 8192
+#define WCACHE_MIN_WORDS 64
+#define WCACHE_MAX_BYTES 48
+
+struct wcache_entry {
+    uint64_t hash; /* 0: empty */
+    uint32_t text_off, text_len;
+    uint32_t ids_off, n_ids;
+};
+
+struct wcache {
+    struct wcache_entry *slots;
+    size_t n_used, n_seen;
+    char *text;
+    size_t text_len, text_cap;
+    int32_t *ids;
+    size_t ids_len, ids_cap;
+    bool disabled;
+};
+
+static void wcache_deinit(struct wcache *c)
+{
+    free(c->slots);
+    free(c->text);
+    free(c->ids);
+}
+
+/* Push the cached ids of w and return true, or return false and (when *slot is set) let the
+ * caller fill the entry with wcache_put after encoding. */
+static bool wcache_get(struct wcache *c, const char *w, size_t n, struct id_out *out,
+                       struct wcache_entry **slot, uint64_t *hash)
+{
+    *slot = NULL;
+    if (c->disabled || n > WCACHE_MAX_BYTES || ++c->n_seen < WCACHE_MIN_WORDS)
+        return false;
+    if (!c->slots || c->n_used * 2 >= WCACHE_SLOTS) {
+        if (!c->slots)
+            c->slots = xmalloc(WCACHE_SLOTS * sizeof(struct wcache_entry));
+        memset(c->slots, 0, WCACHE_SLOTS * sizeof(struct wcache_entry));
+        c->n_used = 0, c->text_len = 0, c->ids_len = 0;
+    }
+    uint64_t h = hash_bytes(w, n) | 1;
+    size_t i = h & (WCACHE_SLOTS - 1);
+    for (;; i = (i + 1) & (WCACHE_SLOTS - 1)) {
+        struct wcache_entry *e = &c->slots[i];
+        if (e->hash == 0) {
+            *slot = e;
+            *hash = h;
+            return false;
+        }
+        if (e->hash == h && e->text_len == n && memcmp(c->text + e->text_off, w, n) == 0) {
+            for (uint32_t k = 0; k < e->n_ids; k++)
+                out_push(out, c->ids[e->ids_off + k]);
+            return true;
+        }
+    }
+}
+
+/* Record that w gave ids[from..*out->n). */
+static void wcache_put(struct wcache *c, struct wcache_entry *e, uint64_t hash, const char *w,
+                       size_t n, const struct id_out *out, size_t from)
+{
+    size_t n_ids = *out->n - from;
+    xgrow((void **)&c->text, &c->text_cap, c->text_len + n, 1);
+    xgrow((void **)&c->ids, &c->ids_cap, c->ids_len + n_ids, sizeof(int32_t));
+    memcpy(c->text + c->text_len, w, n);
+    memcpy(c->ids + c->ids_len, *out->ids + from, n_ids * sizeof(int32_t));
+    e->hash = hash;
+    e->text_off = (uint32_t)c->text_len, e->text_len = (uint32_t)n;
+    e->ids_off = (uint32_t)c->ids_len, e->n_ids = (uint32_t)n_ids;
+    c->text_len += n, c->ids_len += n_ids;
+    c->n_used++;
+}
+
 /* ---------------------------------------------------------------- SPM */
 
 struct spm_sym {
@@ -594,6 +748,8 @@ static void spm_try_bigram(const struct tokenizer *tok, const char *text, struct
     if (left < 0 || right < 0)
         return;
     uint32_t size = syms[left].n + syms[right].n;
+    if (size > tok->max_token_len)
+        return;
     int32_t id = vocab_lookup(tok, text + syms[left].start, size);
     if (id < 0)
         return;
@@ -601,44 +757,37 @@ static void spm_try_bigram(const struct tokenizer *tok, const char *text, struct
     spm_heap_push(h, b);
 }
 
-static void spm_encode(const struct tokenizer *tok, const char *raw, size_t len, bool prefix,
-                       struct id_out *out)
-{
-    /* escape: optional leading "▁", every ' ' -> "▁" */
+struct spm_scratch {
+    struct wcache cache;
     struct buf text;
-    buf_init(&text);
-    if (prefix)
-        buf_append(&text, "\xe2\x96\x81", 3);
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (raw[i] == ' ') {
-            buf_append(&text, raw + run, i - run);
-            buf_append(&text, "\xe2\x96\x81", 3);
-            run = i + 1;
-        }
-    }
-    buf_append(&text, raw + run, len - run);
-    if (text.len == 0) {
-        buf_deinit(&text);
-        return;
-    }
+    struct spm_sym *syms;
+    size_t cap_syms;
+    struct spm_heap heap;
+};
 
+/* Merge the characters of text[start..end) and append the resulting ids. */
+static void spm_encode_chunk(const struct tokenizer *tok, struct spm_scratch *sc, size_t start,
+                             size_t end, struct id_out *out)
+{
+    const char *text = sc->text.data;
+    xgrow((void **)&sc->syms, &sc->cap_syms, end - start, sizeof(struct spm_sym));
+    struct spm_sym *syms = sc->syms;
     size_t n_syms = 0;
-    struct spm_sym *syms = xmalloc(text.len * sizeof(*syms));
-    for (size_t off = 0; off < text.len;) {
-        size_t n = CND_MIN(unicode_utf8_len((unsigned char)text.data[off]), text.len - off);
+    for (size_t off = start; off < end;) {
+        size_t n = CND_MIN(unicode_utf8_len((unsigned char)text[off]), end - off);
         struct spm_sym s = {(int32_t)n_syms - 1, (int32_t)n_syms + 1, (uint32_t)off, (uint32_t)n,
-                            vocab_lookup(tok, text.data + off, n)};
+                            vocab_lookup(tok, text + off, n)};
         syms[n_syms++] = s;
         off += n;
     }
     syms[n_syms - 1].next = -1;
 
-    struct spm_heap h = {0};
+    struct spm_heap *h = &sc->heap;
+    h->n = 0;
     for (size_t i = 1; i < n_syms; i++)
-        spm_try_bigram(tok, text.data, syms, &h, (int32_t)i - 1, (int32_t)i);
-    while (h.n) {
-        struct spm_bigram b = spm_heap_pop(&h);
+        spm_try_bigram(tok, text, syms, h, (int32_t)i - 1, (int32_t)i);
+    while (h->n) {
+        struct spm_bigram b = spm_heap_pop(h);
         struct spm_sym *l = &syms[b.left], *r = &syms[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size || l->next != b.right)
             continue;
@@ -648,8 +797,8 @@ static void spm_encode(const struct tokenizer *tok, const char *raw, size_t len,
         l->next = r->next;
         if (r->next >= 0)
             syms[r->next].prev = b.left;
-        spm_try_bigram(tok, text.data, syms, &h, l->prev, b.left);
-        spm_try_bigram(tok, text.data, syms, &h, b.left, l->next);
+        spm_try_bigram(tok, text, syms, h, l->prev, b.left);
+        spm_try_bigram(tok, text, syms, h, b.left, l->next);
     }
     for (int32_t i = 0; i >= 0; i = syms[i].next) {
         const struct spm_sym *s = &syms[i];
@@ -658,14 +807,68 @@ static void spm_encode(const struct tokenizer *tok, const char *raw, size_t len,
             continue;
         }
         for (uint32_t j = 0; j < s->n; j++) {
-            int32_t bid = tok->byte_ids[(unsigned char)text.data[s->start + j]];
+            int32_t bid = tok->byte_ids[(unsigned char)text[s->start + j]];
             if (bid >= 0)
                 out_push(out, bid);
         }
     }
-    free(h.items);
-    free(syms);
-    buf_deinit(&text);
+}
+
+static void spm_encode_chunk_cached(const struct tokenizer *tok, struct spm_scratch *sc,
+                                    size_t start, size_t end, struct id_out *out)
+{
+    struct wcache_entry *slot;
+    uint64_t hash;
+    const char *w = sc->text.data + start;
+    if (wcache_get(&sc->cache, w, end - start, out, &slot, &hash))
+        return;
+    size_t from = *out->n;
+    spm_encode_chunk(tok, sc, start, end, out);
+    if (slot)
+        wcache_put(&sc->cache, slot, hash, w, end - start, out, from);
+}
+
+static void spm_encode(const struct tokenizer *tok, struct spm_scratch *sc, const char *raw,
+                       size_t len, bool prefix, struct id_out *out)
+{
+    /* escape: optional leading "▁", every ' ' -> "▁" */
+    struct buf *text = &sc->text;
+    buf_reset(text);
+    if (prefix)
+        buf_append(text, "\xe2\x96\x81", 3);
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (raw[i] == ' ') {
+            buf_append(text, raw + run, i - run);
+            buf_append(text, "\xe2\x96\x81", 3);
+            run = i + 1;
+        }
+    }
+    buf_append(text, raw + run, len - run);
+    if (text->len == 0)
+        return;
+
+    const char *t = text->data;
+    size_t chunk = 0, prev = 0, prev_len = CND_MIN(unicode_utf8_len((unsigned char)t[0]), text->len);
+    for (size_t off = prev_len; off < text->len;) {
+        size_t l = CND_MIN(unicode_utf8_len((unsigned char)t[off]), text->len - off);
+        if (!pair_insert_or_has(tok->pair_keys, tok->pair_mask,
+                                pair_key(t + prev, prev_len, t + off, l), false)) {
+            spm_encode_chunk_cached(tok, sc, chunk, off, out);
+            chunk = off;
+        }
+        prev = off, prev_len = l;
+        off += l;
+    }
+    spm_encode_chunk_cached(tok, sc, chunk, text->len, out);
+}
+
+static void spm_scratch_deinit(struct spm_scratch *sc)
+{
+    wcache_deinit(&sc->cache);
+    buf_deinit(&sc->text);
+    free(sc->syms);
+    free(sc->heap.items);
 }
 
 /* ---------------------------------------------------------------- BPE */
@@ -727,6 +930,7 @@ static struct bpe_bigram bpe_heap_pop(struct bpe_heap *h)
 }
 
 struct bpe_scratch {
+    struct wcache cache;
     uint32_t *cps;
     size_t cap_cps;
     struct tok_pre_words words;
@@ -821,13 +1025,21 @@ static void bpe_encode(const struct tokenizer *tok, struct bpe_scratch *s, const
         size_t nb = 0;
         for (size_t j = start; j < end; j++)
             nb += unicode_utf8_encode(s->cps[j], s->bytes + nb);
-        bpe_encode_word(tok, s, s->bytes, nb, out);
+        struct wcache_entry *slot;
+        uint64_t hash;
+        if (!wcache_get(&s->cache, s->bytes, nb, out, &slot, &hash)) {
+            size_t from = *out->n;
+            bpe_encode_word(tok, s, s->bytes, nb, out);
+            if (slot)
+                wcache_put(&s->cache, slot, hash, s->bytes, nb, out, from);
+        }
         start = end;
     }
 }
 
 static void bpe_scratch_deinit(struct bpe_scratch *s)
 {
+    wcache_deinit(&s->cache);
     free(s->cps);
     tok_pre_words_deinit(&s->words);
     free(s->bytes);
@@ -919,19 +1131,24 @@ int tokenizer_encode(const struct tokenizer *tok, const char *text, size_t len, 
         out_push(&out, tok->bos_id);
     if (tok->kind == TOK_KIND_SPM) {
         bool prev_special = true; /* a space prefix goes at the start and after specials */
+        struct spm_scratch sc;
+        memset(&sc, 0, sizeof(sc));
+        sc.cache.disabled = tok->no_cache;
         for (size_t i = 0; i < n_frags; i++) {
             if (frags[i].id >= 0) {
                 out_push(&out, frags[i].id);
                 prev_special = true;
                 continue;
             }
-            spm_encode(tok, text + frags[i].off, frags[i].len,
+            spm_encode(tok, &sc, text + frags[i].off, frags[i].len,
                        tok->add_space_prefix && prev_special, &out);
             prev_special = false;
         }
+        spm_scratch_deinit(&sc);
     } else {
         struct bpe_scratch s;
         memset(&s, 0, sizeof(s));
+        s.cache.disabled = tok->no_cache;
         for (size_t i = 0; i < n_frags; i++) {
             if (frags[i].id >= 0)
                 out_push(&out, frags[i].id);
