@@ -181,11 +181,19 @@ static int gguf_read_kv(struct gguf_file *g, struct rd *r, int64_t i)
         }
         kv->arr_str_off = xmalloc((size_t)(n ? n : 1) * sizeof(uint64_t));
         for (uint64_t j = 0; j < n; j++) {
+            /* the fast path formats no field name (vocabularies hold 10^5 strings) */
+            uint64_t room = r->size - r->pos, len;
+            if (room >= 8) {
+                memcpy(&len, r->p + r->pos, 8);
+                if (len <= room - 8) {
+                    kv->arr_str_off[j] = r->pos;
+                    r->pos += 8 + len;
+                    continue;
+                }
+            }
+            uint64_t off;
             RD_FIELD(r, "%.80s[%" PRIu64 "]", kv->key, j);
-            kv->arr_str_off[j] = r->pos;
-            uint64_t off, len;
-            if (rd_str(r, &off, &len) != 0)
-                return CND_EFORMAT;
+            return rd_str(r, &off, &len) != 0 ? CND_EFORMAT : rd_fail(r, r->pos, "internal");
         }
         return 0;
     }
