@@ -39,8 +39,8 @@ static void test_render(void)
     metrics_observe_ttft(m, 0.03);
     metrics_observe_ttft(m, 0.001); /* on a bound: le is inclusive */
     metrics_observe_ttft(m, 5000);
-    metrics_observe_ttft(m, -1);   /* ignored */
-    metrics_observe_ttft(m, NAN);  /* ignored */
+    metrics_observe_ttft(m, -1);  /* ignored */
+    metrics_observe_ttft(m, NAN); /* ignored */
     metrics_observe_inter_token(m, 0.02);
     metrics_observe_e2e(m, 1.2);
     metrics_observe_queue_time(m, 0.0);
@@ -67,8 +67,10 @@ static void test_render(void)
     CHECK_LINE(t, L("vllm:request_success_total{finished_reason=\"abort\",%s} 0", ml));
     CHECK_LINE(t, L("vllm:request_success_total{finished_reason=\"error\",%s} 1", ml));
     CHECK_LINE(t, L("cinder_requests_cancelled_total{%s} 1", ml));
-    CHECK_LINE(t, L("cinder_http_requests_total{%s,route=\"/v1/chat/completions\",status=\"200\"} 2", ml));
-    CHECK_LINE(t, L("cinder_http_requests_total{%s,route=\"/v1/chat/completions\",status=\"400\"} 1", ml));
+    CHECK_LINE(
+        t, L("cinder_http_requests_total{%s,route=\"/v1/chat/completions\",status=\"200\"} 2", ml));
+    CHECK_LINE(
+        t, L("cinder_http_requests_total{%s,route=\"/v1/chat/completions\",status=\"400\"} 1", ml));
     CHECK_LINE(t, "# TYPE vllm:time_to_first_token_seconds histogram");
     CHECK_LINE(t, L("vllm:time_to_first_token_seconds_bucket{le=\"0.001\",%s} 1", ml));
     CHECK_LINE(t, L("vllm:time_to_first_token_seconds_bucket{le=\"0.02\",%s} 1", ml));
@@ -112,8 +114,8 @@ static void test_route_cap(void)
     for (const char *p = b.data; (p = strstr(p, "\ncinder_http_requests_total{")); p++)
         n++;
     CHECK_EQ_INT(n, 64);
-    CHECK(has_line(b.data,
-                   "cinder_http_requests_total{model_name=\"m\",route=\"other\",status=\"0\"} 137"));
+    CHECK(has_line(
+        b.data, "cinder_http_requests_total{model_name=\"m\",route=\"other\",status=\"0\"} 137"));
     buf_deinit(&b);
     metrics_destroy(m);
 }

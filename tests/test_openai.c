@@ -53,8 +53,8 @@ static void check_expect(const char *name, const struct openai_request *r, const
             CHECK_MSG(r->n_msgs == (int)v, "%s: n_msgs %d", name, r->n_msgs);
         } else if (!strncmp(k, "content", 7)) {
             int i = atoi(k + 7);
-            CHECK_MSG(i < r->n_msgs && !strcmp(r->msgs[i].content, x->valuestring), "%s: %s",
-                      name, k);
+            CHECK_MSG(i < r->n_msgs && !strcmp(r->msgs[i].content, x->valuestring), "%s: %s", name,
+                      k);
         } else if (!strcmp(k, "role_last")) {
             CHECK_MSG(!strcmp(r->msgs[r->n_msgs - 1].role_name, x->valuestring), "%s", name);
         } else if (!strcmp(k, "name_last")) {
@@ -152,8 +152,8 @@ static void test_parse_fail(void)
     for (const cJSON *c = cases->child; c; c = c->next, n++) {
         const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
         const cJSON *raw = cJSON_GetObjectItem(c, "raw");
-        char *body = raw ? strdup(raw->valuestring)
-                         : cJSON_PrintUnformatted(cJSON_GetObjectItem(c, "body"));
+        char *body =
+            raw ? strdup(raw->valuestring) : cJSON_PrintUnformatted(cJSON_GetObjectItem(c, "body"));
         struct openai_request req;
         struct openai_error e = {0};
         int rc = openai_request_parse(body, strlen(body), kind_of(c), &req, &e);
@@ -196,16 +196,15 @@ static void choice_from(const cJSON *j, struct openai_choice *ch, struct openai_
     int i = 0;
     for (const cJSON *x = lp->child; x; x = x->next, i++) {
         const char *tok = cJSON_GetObjectItem(x, "token")->valuestring;
-        lps[i] = (struct openai_logprob){tok, strlen(tok),
-                                         (float)cJSON_GetObjectItem(x, "logprob")->valuedouble,
-                                         tops[i], 0, 0};
+        lps[i] = (struct openai_logprob){
+            tok, strlen(tok), (float)cJSON_GetObjectItem(x, "logprob")->valuedouble, tops[i], 0, 0};
         const cJSON *off = cJSON_GetObjectItem(x, "text_offset");
         lps[i].text_offset = off ? off->valueint : 0;
         int k = 0;
         for (const cJSON *tp = cJSON_GetObjectItem(x, "top")->child; tp; tp = tp->next, k++) {
             const char *tt = cJSON_GetArrayItem(tp, 0)->valuestring;
-            tops[i][k] = (struct openai_top_logprob){
-                tt, strlen(tt), (float)cJSON_GetArrayItem(tp, 1)->valuedouble};
+            tops[i][k] = (struct openai_top_logprob){tt, strlen(tt),
+                                                     (float)cJSON_GetArrayItem(tp, 1)->valuedouble};
         }
         lps[i].n_top = k;
     }
@@ -245,13 +244,13 @@ static void test_responses(void)
         bool wun = cJSON_IsTrue(cJSON_GetObjectItem(c, "with_usage_null"));
         struct openai_model_info models[4];
         int n_models = 0;
-        for (const cJSON *x = cJSON_GetObjectItem(c, "models") ? cJSON_GetObjectItem(c, "models")->child
-                                                               : NULL;
+        for (const cJSON *x =
+                 cJSON_GetObjectItem(c, "models") ? cJSON_GetObjectItem(c, "models")->child : NULL;
              x; x = x->next, n_models++)
-            models[n_models] = (struct openai_model_info){
-                cJSON_GetObjectItem(x, "id")->valuestring,
-                (int64_t)cJSON_GetObjectItem(x, "created")->valuedouble,
-                cJSON_GetObjectItem(x, "max_model_len")->valueint};
+            models[n_models] =
+                (struct openai_model_info){cJSON_GetObjectItem(x, "id")->valuestring,
+                                           (int64_t)cJSON_GetObjectItem(x, "created")->valuedouble,
+                                           cJSON_GetObjectItem(x, "max_model_len")->valueint};
 
         struct buf out;
         buf_init(&out);
@@ -272,8 +271,7 @@ static void test_responses(void)
             int nt = 0;
             for (const cJSON *t = cJSON_GetObjectItem(c, "tokens")->child; t; t = t->next)
                 toks[nt++] = t->valueint;
-            openai_tokenize_json(&out, toks, nt,
-                                 cJSON_GetObjectItem(c, "max_model_len")->valueint);
+            openai_tokenize_json(&out, toks, nt, cJSON_GetObjectItem(c, "max_model_len")->valueint);
         } else if (!strcmp(builder, "detokenize")) {
             const char *t = cJSON_GetObjectItem(c, "text")->valuestring;
             openai_detokenize_json(&out, t, strlen(t));
@@ -311,8 +309,9 @@ static void test_json_string(void)
     static const char s[] = "a\"\\\n\x01\x00z\x80y\xE2\x82"
                             "\xC0\xAF\xED\xA0\x80\xF0\x9F\x98\x80";
     openai_json_string(&b, s, sizeof(s) - 1);
-    CHECK_STR(b.data, "\"a\\\"\\\\\\n\\u0001\\u0000z\xEF\xBF\xBDy\xEF\xBF\xBD\xEF\xBF\xBD"
-                      "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xF0\x9F\x98\x80\"");
+    CHECK_STR(b.data,
+              "\"a\\\"\\\\\\n\\u0001\\u0000z\xEF\xBF\xBDy\xEF\xBF\xBD\xEF\xBF\xBD"
+              "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xF0\x9F\x98\x80\"");
     cJSON *j = cJSON_Parse(b.data);
     CHECK(j != NULL);
     cJSON_Delete(j);

@@ -232,8 +232,8 @@ static void test_random_cuts(void)
         const char *got = run_cuts(stops, n, text, cuts, &mi_got);
         if (strcmp(got, want) != 0 || (mi_ref < 0) != (mi_got < 0) ||
             (mi_ref >= 0 && strcmp(stops[mi_ref], stops[mi_got]) != 0)) {
-            CHECK_MSG(0, "text '%s' stops %d: got '%s' (%d) want '%s' (%d)", text, n, got,
-                      mi_got, want, mi_ref);
+            CHECK_MSG(0, "text '%s' stops %d: got '%s' (%d) want '%s' (%d)", text, n, got, mi_got,
+                      want, mi_ref);
             fails++;
         }
     }
@@ -250,7 +250,8 @@ static void test_random_cuts(void)
             }
         }
         text[tl] = 0;
-        char *stops[] = {"\xC3\xA9" "b"};
+        char *stops[] = {"\xC3\xA9"
+                         "b"};
         struct stop_matcher m;
         struct buf out;
         buf_init(&out);

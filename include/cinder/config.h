@@ -10,11 +10,11 @@
 
 struct cnd_config {
     /* HTTP */
-    char *host;               /* "127.0.0.1" */
-    int32_t port;             /* 8080; 0 = pick a free port */
-    char **api_keys;          /* empty: no auth */
+    char *host;      /* "127.0.0.1" */
+    int32_t port;    /* 8080; 0 = pick a free port */
+    char **api_keys; /* empty: no auth */
     int32_t n_api_keys;
-    char **allowed_origins;   /* CORS; empty: no CORS headers; "*" = any */
+    char **allowed_origins; /* CORS; empty: no CORS headers; "*" = any */
     int32_t n_allowed_origins;
     bool metrics_require_key; /* /metrics behind the API key too */
     int64_t max_body_bytes;   /* 8 MiB */
@@ -52,7 +52,7 @@ struct cnd_config {
 
 enum config_type {
     CONFIG_TYPE_STRING,
-    CONFIG_TYPE_INT,   /* int32_t with a range */
+    CONFIG_TYPE_INT, /* int32_t with a range */
     CONFIG_TYPE_BOOL,
     CONFIG_TYPE_BYTES, /* int64_t, accepts 8MiB, 512k, 2GB ... */
     CONFIG_TYPE_LIST,  /* YAML sequence, or comma-separated in env/CLI */
@@ -63,9 +63,9 @@ enum config_type {
 
 /* One key. All strings are static. */
 struct config_key {
-    const char *name;      /* YAML key, e.g. "ctx_size" */
-    const char *env;       /* "CINDER_CTX_SIZE" */
-    const char *flag;      /* "--ctx-size" */
+    const char *name;       /* YAML key, e.g. "ctx_size" */
+    const char *env;        /* "CINDER_CTX_SIZE" */
+    const char *flag;       /* "--ctx-size" */
     const char *short_flag; /* "-c" or NULL */
     enum config_type type;
     const char *def;     /* default, as it would be written in YAML ("" = unset) */

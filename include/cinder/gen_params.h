@@ -16,8 +16,8 @@
 
 struct gen_params {
     struct sampler_params sampling;
-    int32_t max_tokens;   /* -1 = until EOS or the end of the context */
-    int32_t min_tokens;   /* EOS and stop strings are ignored before this many */
+    int32_t max_tokens; /* -1 = until EOS or the end of the context */
+    int32_t min_tokens; /* EOS and stop strings are ignored before this many */
     bool ignore_eos;
     char *stop[GEN_MAX_STOP]; /* owned, non-empty strings */
     int32_t n_stop;

@@ -22,8 +22,8 @@ struct openai_error {
     char message[512];
 };
 
-void openai_error_set(struct openai_error *e, int http_status, const char *param,
-                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void openai_error_set(struct openai_error *e, int http_status, const char *param, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
 /* From an internal status (CND_EINVAL -> 400, CND_ERANGE -> 400, CND_ENOTFOUND -> 404,
  * CND_EOVERLOAD/CND_ENOSPC -> 503, others -> 500) and a message. */
 void openai_error_from_status(struct openai_error *e, int status, const char *message);
@@ -89,8 +89,8 @@ void openai_request_deinit(struct openai_request *req);
 
 struct openai_tokenize_request {
     char *model;
-    char *prompt;     /* either prompt ... */
-    cJSON *messages;  /* ... or messages (owned, normalised as above) */
+    char *prompt;    /* either prompt ... */
+    cJSON *messages; /* ... or messages (owned, normalised as above) */
     struct openai_message *msgs;
     int32_t n_msgs;
     bool add_special_tokens;    /* default: true for prompt, false for messages */
@@ -120,9 +120,9 @@ void openai_detokenize_json(struct buf *out, const char *text, size_t len);
 
 /* Identity of one response; all borrowed. */
 struct openai_meta {
-    const char *id;    /* "chatcmpl-..." / "cmpl-..." from openai_make_id */
-    const char *model; /* served model name */
-    int64_t created;   /* unix seconds */
+    const char *id;                 /* "chatcmpl-..." / "cmpl-..." from openai_make_id */
+    const char *model;              /* served model name */
+    int64_t created;                /* unix seconds */
     const char *system_fingerprint; /* NULL: omitted */
 };
 

@@ -23,7 +23,9 @@
 extern char **environ;
 
 #define KEY(n, e, f, sf, t, d, c, lo, hi, off, h)                                                  \
-    { {n, "CINDER_" e, "--" f, sf, t, d, c, lo, hi, h}, off }
+    {                                                                                              \
+        {n, "CINDER_" e, "--" f, sf, t, d, c, lo, hi, h}, off                                      \
+    }
 
 struct config_entry {
     struct config_key key;
@@ -31,7 +33,7 @@ struct config_entry {
 };
 
 #define OFF(field) offsetof(struct cnd_config, field)
-#define MiB (1024LL * 1024)
+#define MiB        (1024LL * 1024)
 
 static const struct config_entry config_table[] = {
     KEY("host", "HOST", "host", NULL, CONFIG_TYPE_STRING, "127.0.0.1", NULL, 0, 0, OFF(host),
@@ -40,8 +42,8 @@ static const struct config_entry config_table[] = {
         "TCP port; 0 picks a free one"),
     KEY("model", "MODEL", "model", "-m", CONFIG_TYPE_STRING, "", NULL, 0, 0, OFF(model),
         "path to the model (.gguf file or AWQ directory)"),
-    KEY("served_model_name", "SERVED_MODEL_NAME", "served-model-name", NULL, CONFIG_TYPE_STRING,
-        "", NULL, 0, 0, OFF(served_model_name),
+    KEY("served_model_name", "SERVED_MODEL_NAME", "served-model-name", NULL, CONFIG_TYPE_STRING, "",
+        NULL, 0, 0, OFF(served_model_name),
         "model id shown in /v1/models and responses; empty: the file name"),
     KEY("ctx_size", "CTX_SIZE", "ctx-size", "-c", CONFIG_TYPE_INT, "0", NULL, 0, 16 * 1024 * 1024,
         OFF(ctx_size), "context length in tokens; 0 = the model's own"),
@@ -53,27 +55,25 @@ static const struct config_entry config_table[] = {
         "accepted bearer keys; empty: no authentication"),
     KEY("allowed_origins", "ALLOWED_ORIGINS", "allowed-origins", NULL, CONFIG_TYPE_LIST, "", NULL,
         0, 0, OFF(allowed_origins), "CORS origins allowed to call the API; \"*\" = any"),
-    KEY("metrics_require_key", "METRICS_REQUIRE_KEY", "metrics-require-key", NULL,
-        CONFIG_TYPE_BOOL, "false", NULL, 0, 0, OFF(metrics_require_key),
-        "ask for an API key on /metrics too"),
-    KEY("max_body_bytes", "MAX_BODY_BYTES", "max-body-bytes", NULL, CONFIG_TYPE_BYTES, "8MiB",
-        NULL, 1024, 1024 * MiB, OFF(max_body_bytes), "largest request body accepted (413 above)"),
+    KEY("metrics_require_key", "METRICS_REQUIRE_KEY", "metrics-require-key", NULL, CONFIG_TYPE_BOOL,
+        "false", NULL, 0, 0, OFF(metrics_require_key), "ask for an API key on /metrics too"),
+    KEY("max_body_bytes", "MAX_BODY_BYTES", "max-body-bytes", NULL, CONFIG_TYPE_BYTES, "8MiB", NULL,
+        1024, 1024 * MiB, OFF(max_body_bytes), "largest request body accepted (413 above)"),
     KEY("max_header_bytes", "MAX_HEADER_BYTES", "max-header-bytes", NULL, CONFIG_TYPE_BYTES,
         "16KiB", NULL, 1024, 16 * MiB, OFF(max_header_bytes),
         "memory per connection for the request line and headers"),
-    KEY("max_connections", "MAX_CONNECTIONS", "max-connections", NULL, CONFIG_TYPE_INT, "512",
-        NULL, 1, 1000000, OFF(max_connections), "concurrent HTTP connections"),
+    KEY("max_connections", "MAX_CONNECTIONS", "max-connections", NULL, CONFIG_TYPE_INT, "512", NULL,
+        1, 1000000, OFF(max_connections), "concurrent HTTP connections"),
     KEY("connection_timeout_s", "CONNECTION_TIMEOUT_S", "connection-timeout-s", NULL,
         CONFIG_TYPE_INT, "60", NULL, 0, 86400, OFF(connection_timeout_s),
         "idle/read timeout of a connection in seconds; 0 = none"),
-    KEY("drain_timeout_s", "DRAIN_TIMEOUT_S", "drain-timeout-s", NULL, CONFIG_TYPE_INT, "30",
-        NULL, 0, 86400, OFF(drain_timeout_s),
-        "on SIGTERM, seconds to let running requests finish"),
+    KEY("drain_timeout_s", "DRAIN_TIMEOUT_S", "drain-timeout-s", NULL, CONFIG_TYPE_INT, "30", NULL,
+        0, 86400, OFF(drain_timeout_s), "on SIGTERM, seconds to let running requests finish"),
     KEY("max_tokens_cap", "MAX_TOKENS_CAP", "max-tokens-cap", NULL, CONFIG_TYPE_INT, "0", NULL, 0,
         16 * 1024 * 1024, OFF(max_tokens_cap),
         "upper bound on max_tokens of any request; 0 = context only"),
-    KEY("chat_template", "CHAT_TEMPLATE", "chat-template", NULL, CONFIG_TYPE_STRING, "", NULL, 0,
-        0, OFF(chat_template), "file with a Jinja chat template overriding the model's"),
+    KEY("chat_template", "CHAT_TEMPLATE", "chat-template", NULL, CONFIG_TYPE_STRING, "", NULL, 0, 0,
+        OFF(chat_template), "file with a Jinja chat template overriding the model's"),
     KEY("log_level", "LOG_LEVEL", "log-level", NULL, CONFIG_TYPE_ENUM, "info",
         "debug|info|warn|error|none", 0, 0, OFF(log_level), "debug | info | warn | error | none"),
     KEY("kv_cache_memory", "KV_CACHE_MEMORY", "kv-cache-memory", NULL, CONFIG_TYPE_KVMEM, "0.5",
@@ -81,8 +81,8 @@ static const struct config_entry config_table[] = {
         "KV cache budget: bytes (2GiB, 512MiB) or a fraction 0<x<=1 of free memory after weights"),
     KEY("block_size", "BLOCK_SIZE", "block-size", NULL, CONFIG_TYPE_INT, "16", NULL, 1, 1024,
         OFF(block_size), "tokens per KV cache block (a power of two)"),
-    KEY("kv_cache_type", "KV_CACHE_TYPE", "kv-cache-type", NULL, CONFIG_TYPE_ENUM, "f16",
-        "f16|f32", 0, 0, OFF(kv_cache_type), "element type of the KV cache: f16 | f32"),
+    KEY("kv_cache_type", "KV_CACHE_TYPE", "kv-cache-type", NULL, CONFIG_TYPE_ENUM, "f16", "f16|f32",
+        0, 0, OFF(kv_cache_type), "element type of the KV cache: f16 | f32"),
     KEY("max_num_batched_tokens", "MAX_NUM_BATCHED_TOKENS", "max-num-batched-tokens", NULL,
         CONFIG_TYPE_INT, "2048", NULL, 1, 1 << 24, OFF(max_num_batched_tokens),
         "token budget of one engine step (decode tokens + prefill chunks)"),
@@ -93,8 +93,8 @@ static const struct config_entry config_table[] = {
     KEY("engine_stall_timeout_s", "ENGINE_STALL_TIMEOUT_S", "engine-stall-timeout-s", NULL,
         CONFIG_TYPE_INT, "120", NULL, 0, 86400, OFF(engine_stall_timeout_s),
         "seconds without engine progress before /health fails; 0 = never"),
-    KEY("random_weights", "RANDOM_WEIGHTS", "random-weights", NULL, CONFIG_TYPE_BOOL, "false",
-        NULL, 0, 0, OFF(random_weights),
+    KEY("random_weights", "RANDOM_WEIGHTS", "random-weights", NULL, CONFIG_TYPE_BOOL, "false", NULL,
+        0, 0, OFF(random_weights),
         "benchmark: use random weights of weight_type instead of the file's data"),
     KEY("weight_type", "WEIGHT_TYPE", "weight-type", NULL, CONFIG_TYPE_ENUM, "f16",
         "f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_k|q3_k|q4_k|q5_k|q6_k", 0, 0, OFF(weight_type),
@@ -311,8 +311,8 @@ static int32_t *config_list_count(struct cnd_config *cfg, size_t offset)
     return &cfg->n_allowed_origins;
 }
 
-static int config_set_entry(struct cnd_config *cfg, const struct config_entry *e,
-                            const char *value, const char *origin, char *err)
+static int config_set_entry(struct cnd_config *cfg, const struct config_entry *e, const char *value,
+                            const char *origin, char *err)
 {
     const struct config_key *k = &e->key;
     char *field = (char *)cfg + e->offset;
@@ -449,8 +449,7 @@ void config_deinit(struct cnd_config *cfg)
         case CONFIG_TYPE_LIST:
             config_list_free((char ***)(void *)field, config_list_count(cfg, e->offset));
             break;
-        default:
-            break;
+        default: break;
         }
     }
 }
@@ -468,8 +467,7 @@ static bool config_yaml_is_null(yaml_node_t *n)
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     const char *s = config_scalar(n);
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-           !strcmp(s, "NULL");
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 static int config_apply_node(struct cnd_config *cfg, yaml_document_t *doc,
@@ -612,8 +610,7 @@ int config_apply_env(struct cnd_config *cfg, char *const *envp, char *err)
             if (!strcmp(config_table[i].key.env, name))
                 e = &config_table[i];
         if (!e) {
-            err_set(err, "environment: %s: unknown variable (no config key '%s')", name,
-                    name + 7);
+            err_set(err, "environment: %s: unknown variable (no config key '%s')", name, name + 7);
             return CND_ENOTFOUND;
         }
         int rc = config_set_entry(cfg, e, eq + 1, name, err);
@@ -634,8 +631,7 @@ int config_validate(const struct cnd_config *cfg, char *err)
         return CND_EINVAL;
     }
     if (cfg->ctx_size && cfg->max_tokens_cap > cfg->ctx_size) {
-        err_set(err, "max_tokens_cap: %d exceeds ctx_size %d", cfg->max_tokens_cap,
-                cfg->ctx_size);
+        err_set(err, "max_tokens_cap: %d exceeds ctx_size %d", cfg->max_tokens_cap, cfg->ctx_size);
         return CND_EINVAL;
     }
     if (cfg->max_num_batched_tokens < cfg->max_num_seqs) {
@@ -689,9 +685,7 @@ char *config_dump(const struct cnd_config *cfg)
                 buf_append_str(&b, "\"\"");
             break;
         }
-        case CONFIG_TYPE_INT:
-            buf_appendf(&b, "%d", *(const int32_t *)(const void *)field);
-            break;
+        case CONFIG_TYPE_INT: buf_appendf(&b, "%d", *(const int32_t *)(const void *)field); break;
         case CONFIG_TYPE_BYTES:
             buf_appendf(&b, "%lld", (long long)*(const int64_t *)(const void *)field);
             break;

@@ -17,18 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const double metrics_ttft_bounds[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
-                                             0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,  10.0,
+static const double metrics_ttft_bounds[] = {0.001, 0.005, 0.01, 0.02,  0.04,  0.06,  0.08, 0.1,
+                                             0.25,  0.5,   0.75, 1.0,   2.5,   5.0,   7.5,  10.0,
                                              20.0,  40.0,  80.0, 160.0, 640.0, 2560.0};
-static const double metrics_itl_bounds[] = {0.01, 0.025, 0.05, 0.075, 0.1,  0.15, 0.2,
-                                            0.3,  0.4,   0.5,  0.75,  1.0,  2.5,  5.0,
+static const double metrics_itl_bounds[] = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,
+                                            0.3,  0.4,   0.5,  0.75,  1.0, 2.5,  5.0,
                                             7.5,  10.0,  20.0, 40.0,  80.0};
-static const double metrics_latency_bounds[] = {0.3,  0.5,  0.8,   1.0,   1.5,   2.0,   2.5,
-                                                5.0,  10.0, 15.0,  20.0,  30.0,  40.0,  50.0,
+static const double metrics_latency_bounds[] = {0.3,  0.5,   0.8,   1.0,   1.5,   2.0,    2.5,
+                                                5.0,  10.0,  15.0,  20.0,  30.0,  40.0,   50.0,
                                                 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 
 #define METRICS_MAX_BUCKETS 24
-#define METRICS_MAX_ROUTES 64
+#define METRICS_MAX_ROUTES  64
 
 struct metrics_histogram {
     const char *name;
@@ -106,8 +106,8 @@ struct metrics *metrics_create(const char *model_name)
                       "Histogram of inter-token latency in seconds.", metrics_itl_bounds,
                       ARRAY_SIZE(metrics_itl_bounds));
     metrics_hist_init(&m->h[METRICS_H_E2E], "vllm:e2e_request_latency_seconds",
-                      "Histogram of end to end request latency in seconds.",
-                      metrics_latency_bounds, ARRAY_SIZE(metrics_latency_bounds));
+                      "Histogram of end to end request latency in seconds.", metrics_latency_bounds,
+                      ARRAY_SIZE(metrics_latency_bounds));
     metrics_hist_init(&m->h[METRICS_H_QUEUE], "vllm:request_queue_time_seconds",
                       "Histogram of time spent waiting in the queue in seconds.",
                       metrics_latency_bounds, ARRAY_SIZE(metrics_latency_bounds));
@@ -190,8 +190,7 @@ void metrics_inc_http_request(struct metrics *m, const char *route, int status)
         } else {
             m->n_routes++;
             bool last = m->n_routes == METRICS_MAX_ROUTES;
-            snprintf(m->routes[i].route, sizeof(m->routes[i].route), "%s",
-                     last ? "other" : route);
+            snprintf(m->routes[i].route, sizeof(m->routes[i].route), "%s", last ? "other" : route);
             m->routes[i].status = last ? 0 : status;
         }
     }
@@ -270,7 +269,8 @@ void metrics_render(struct metrics *m, struct buf *out)
     metrics_int(out, m, "vllm:num_preemptions_total", "counter",
                 "Cumulative number of preemptions from the engine.",
                 atomic_load_explicit(&m->preemptions, memory_order_relaxed));
-    metrics_int(out, m, "vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.",
+    metrics_int(out, m, "vllm:prompt_tokens_total", "counter",
+                "Number of prefill tokens processed.",
                 atomic_load_explicit(&m->prompt_tokens, memory_order_relaxed));
     metrics_int(out, m, "vllm:generation_tokens_total", "counter",
                 "Number of generation tokens processed.",
@@ -278,7 +278,8 @@ void metrics_render(struct metrics *m, struct buf *out)
     metrics_head(out, "vllm:request_success_total", "counter",
                  "Count of successfully processed requests.");
     for (size_t i = 0; i < ARRAY_SIZE(metrics_reasons); i++)
-        buf_appendf(out, "vllm:request_success_total{finished_reason=\"%s\",model_name=\"%s\"} %lld\n",
+        buf_appendf(out,
+                    "vllm:request_success_total{finished_reason=\"%s\",model_name=\"%s\"} %lld\n",
                     metrics_reasons[i], m->model_label,
                     (long long)atomic_load_explicit(&m->success[i], memory_order_relaxed));
     metrics_int(out, m, "cinder_requests_cancelled_total", "counter",
@@ -290,9 +291,9 @@ void metrics_render(struct metrics *m, struct buf *out)
                  "HTTP requests by route and status code.");
     for (int i = 0; i < m->n_routes; i++) {
         char *route = metrics_escape(m->routes[i].route);
-        buf_appendf(out, "cinder_http_requests_total{model_name=\"%s\",route=\"%s\",status=\"%d\"} %llu\n",
-                    m->model_label, route, m->routes[i].status,
-                    (unsigned long long)m->routes[i].n);
+        buf_appendf(
+            out, "cinder_http_requests_total{model_name=\"%s\",route=\"%s\",status=\"%d\"} %llu\n",
+            m->model_label, route, m->routes[i].status, (unsigned long long)m->routes[i].n);
         free(route);
     }
     for (int k = 0; k < METRICS_N_H; k++) {

@@ -33,8 +33,8 @@ int notify_send(const char *state, char *err)
     memcpy(sa.sun_path, path, len);
     if (path[0] == '@')
         sa.sun_path[0] = 0;
-    socklen_t sa_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
-                                   (path[0] == '@' ? 0 : 1));
+    socklen_t sa_len =
+        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '@' ? 0 : 1));
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         err_set(err, "notify: socket: %s", strerror(errno));

@@ -39,8 +39,8 @@ static const char *openai_error_type(int http_status)
     }
 }
 
-void openai_error_set(struct openai_error *e, int http_status, const char *param,
-                      const char *fmt, ...)
+void openai_error_set(struct openai_error *e, int http_status, const char *param, const char *fmt,
+                      ...)
 {
     if (!e)
         return;
@@ -199,9 +199,8 @@ void openai_make_id(char *dst, size_t cap, const char *prefix)
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
         /* ids need only be unique, not secret: fall back to time and a counter */
         static unsigned long counter;
-        uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)__atomic_add_fetch(&counter, 1,
-                                                                           __ATOMIC_RELAXED)
-                                             << 32);
+        uint64_t t = (uint64_t)time(NULL) ^
+                     ((uint64_t)__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) << 32);
         for (size_t i = 0; i < sizeof(rnd); i++)
             rnd[i] = (unsigned char)(t >> ((i % 8) * 8)) ^ (unsigned char)(i * 37);
     }
@@ -219,8 +218,8 @@ static bool openai_is_null(const cJSON *j)
 }
 
 /* An integer-valued JSON number within [lo, hi]. */
-static int openai_get_int(const cJSON *j, const char *param, int64_t lo, int64_t hi,
-                          int64_t *out, struct openai_error *e)
+static int openai_get_int(const cJSON *j, const char *param, int64_t lo, int64_t hi, int64_t *out,
+                          struct openai_error *e)
 {
     if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) ||
         !isfinite(j->valuedouble)) {
@@ -265,8 +264,7 @@ static int openai_get_bool(const cJSON *j, const char *param, bool *out, struct 
     return 0;
 }
 
-static int openai_get_string(const cJSON *j, const char *param, char **out,
-                             struct openai_error *e)
+static int openai_get_string(const cJSON *j, const char *param, char **out, struct openai_error *e)
 {
     if (!cJSON_IsString(j)) {
         openai_error_set(e, 400, param, "'%s' must be a string", param);
@@ -288,8 +286,7 @@ static cJSON *openai_parse_body(const char *body, size_t len, struct openai_erro
 {
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, NULL, 0);
     if (!root) {
-        openai_error_set(e, 400, NULL,
-                         "The request body is not valid JSON (error near byte %zu)",
+        openai_error_set(e, 400, NULL, "The request body is not valid JSON (error near byte %zu)",
                          (size_t)(cJSON_GetErrorPtr() && cJSON_GetErrorPtr() >= body
                                       ? cJSON_GetErrorPtr() - body
                                       : 0));
@@ -310,7 +307,7 @@ static const cJSON *openai_field(const cJSON *root, const char *name)
 }
 
 static const char *const openai_role_names[] = {
-    [OPENAI_ROLE_SYSTEM] = "system", [OPENAI_ROLE_USER] = "user",
+    [OPENAI_ROLE_SYSTEM] = "system",       [OPENAI_ROLE_USER] = "user",
     [OPENAI_ROLE_ASSISTANT] = "assistant", [OPENAI_ROLE_TOOL] = "tool",
     [OPENAI_ROLE_DEVELOPER] = "developer",
 };
@@ -347,8 +344,7 @@ static int openai_messages_take(cJSON *arr, const char *param, cJSON **out_arr,
         if (r < 0) {
             snprintf(where, sizeof(where), "%s[%d].role", param, i);
             openai_error_set(e, 400, where,
-                             "'%s' must be one of system, developer, user, assistant, tool",
-                             where);
+                             "'%s' must be one of system, developer, user, assistant, tool", where);
             rc = CND_EINVAL;
             break;
         }
@@ -406,9 +402,8 @@ static int openai_messages_take(cJSON *arr, const char *param, cJSON **out_arr,
                 buf_append_str(&text, t->valuestring);
             }
             if (rc == 0)
-                cJSON_ReplaceItemInObjectCaseSensitive(m, "content",
-                                                       cJSON_CreateString(text.data ? text.data
-                                                                                    : ""));
+                cJSON_ReplaceItemInObjectCaseSensitive(
+                    m, "content", cJSON_CreateString(text.data ? text.data : ""));
             buf_deinit(&text);
             if (rc)
                 break;
@@ -474,8 +469,7 @@ static int openai_parse_prompt(const cJSON *p, struct openai_request *req, struc
         return 0;
     }
     if (!cJSON_IsArray(p)) {
-        openai_error_set(e, 400, "prompt",
-                         "'prompt' must be a string or an array of token ids");
+        openai_error_set(e, 400, "prompt", "'prompt' must be a string or an array of token ids");
         return CND_EINVAL;
     }
     const cJSON *first = p->child;
@@ -774,8 +768,7 @@ int openai_request_parse(const char *body, size_t len, enum openai_kind kind,
             goto fail;
         j = openai_field(root, "add_generation_prompt");
         if (!openai_is_null(j) &&
-            (rc = openai_get_bool(j, "add_generation_prompt", &req->add_generation_prompt, e)) <
-                0)
+            (rc = openai_get_bool(j, "add_generation_prompt", &req->add_generation_prompt, e)) < 0)
             goto fail;
     } else if ((rc = openai_parse_prompt(openai_field(root, "prompt"), req, e)) < 0) {
         goto fail;
@@ -800,8 +793,7 @@ int openai_request_parse(const char *body, size_t len, enum openai_kind kind,
         }
         const cJSON *iu = openai_field(j, "include_usage");
         if (!openai_is_null(iu) &&
-            (rc = openai_get_bool(iu, "stream_options.include_usage", &req->include_usage, e)) <
-                0)
+            (rc = openai_get_bool(iu, "stream_options.include_usage", &req->include_usage, e)) < 0)
             goto fail;
     }
     cJSON_Delete(root);
