@@ -1,5 +1,7 @@
 /* cli_inspect.c: `cinder inspect FILE.gguf [--json]`: version, metadata (long arrays shortened),
- * tensors and a summary, for people or (with --json) as one JSON object for scripts. */
+ * tensors and a summary, for people or (with --json) as one JSON object for scripts. Keys, names
+ * and strings come from an untrusted file: control bytes are escaped for terminals and invalid
+ * UTF-8 becomes U+FFFD in JSON, so the output always parses. */
 #include "cinder/gguf.h"
 #include "cinder/status.h"
 #include "cli/cli.h"
@@ -34,6 +36,21 @@ static void print_escaped(const char *s, uint64_t len, uint64_t max)
         printf("... (%" PRIu64 " bytes)", len);
 }
 
+/* A key or tensor name, control bytes escaped, padded to width. */
+static void print_name(const char *s, int width)
+{
+    int n = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            n += printf("\\x%02x", c);
+        else
+            n += (putchar(c), 1);
+    }
+    for (; n < width; n++)
+        putchar(' ');
+}
+
 static void print_scalar(const struct gguf_file *g, enum gguf_type t, int64_t iv, double fv)
 {
     CND_UNUSED(g);
@@ -54,8 +71,9 @@ static void inspect_text(const struct gguf_file *g)
     printf("\nmetadata (%" PRId64 " keys):\n", gguf_n_kv(g));
     for (int64_t i = 0; i < gguf_n_kv(g); i++) {
         enum gguf_type t = gguf_kv_type(g, i);
-        printf("  %-40s %-4s ", gguf_kv_key(g, i),
-               t == GGUF_TYPE_ARRAY ? "arr" : gguf_type_name(t));
+        fputs("  ", stdout);
+        print_name(gguf_kv_key(g, i), 40);
+        printf(" %-4s ", t == GGUF_TYPE_ARRAY ? "arr" : gguf_type_name(t));
         if (t == GGUF_TYPE_STRING) {
             struct gguf_str s = gguf_kv_get_str(g, i);
             print_escaped(s.ptr, s.len, INSPECT_STRING_MAX);
@@ -96,7 +114,9 @@ static void inspect_text(const struct gguf_file *g)
             n += snprintf(shape + n, sizeof(shape) - (size_t)n, "%s%" PRId64, d ? ", " : "",
                           ti->ne[d]);
         snprintf(shape + n, sizeof(shape) - (size_t)n, "]");
-        printf("  %-40s %-22s %-6s offset %" PRIu64 "\n", ti->name, shape, dtype_name(ti->type),
+        fputs("  ", stdout);
+        print_name(ti->name, 40);
+        printf(" %-22s %-6s offset %" PRIu64 "\n", shape, dtype_name(ti->type),
                gguf_data_offset(g) + ti->offset);
         n_params += ti->ne[0] * ti->ne[1] * ti->ne[2] * ti->ne[3];
         n_bytes += ti->size_bytes;
@@ -109,7 +129,7 @@ static void inspect_text(const struct gguf_file *g)
     } else {
         printf("  parameters:     %" PRId64 " (%.2f M)\n", n_params, (double)n_params / 1e6);
         printf("  tensor data:    %" PRIu64 " bytes\n", n_bytes);
-        printf("  bits per weight: %.3f\n", (double)n_bytes * 8.0 / (double)n_params);
+        printf("  bits per weight: %.3f\n", (double)n_bytes * 8.0 / (double)(n_params ? n_params : 1));
     }
     printf("  file size:      %" PRIu64 " bytes\n", gguf_file_size(g));
     free(arch);
@@ -124,22 +144,79 @@ static cJSON *json_scalar(enum gguf_type t, int64_t iv, double fv)
     return cJSON_CreateNumber((double)iv);
 }
 
-static cJSON *json_str(struct gguf_str s)
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 if it is not one. */
+static size_t utf8_seq_len(const unsigned char *p, size_t n)
 {
-    char *tmp = malloc(s.len + 1);
+    unsigned char c = p[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/* A JSON string from bytes: invalid UTF-8 and NUL become U+FFFD, so the output parses. */
+static cJSON *json_bytes(const char *s, uint64_t n)
+{
+    char *tmp = malloc((size_t)n * 3 + 1);
     if (!tmp)
         return cJSON_CreateNull();
-    memcpy(tmp, s.ptr, s.len);
-    tmp[s.len] = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+    for (uint64_t i = 0; i < n;) {
+        size_t l = p[i] ? utf8_seq_len(p + i, (size_t)(n - i)) : 0;
+        if (l == 0) {
+            memcpy(tmp + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(tmp + o, p + i, l);
+            o += l;
+            i += l;
+        }
+    }
+    tmp[o] = 0;
     cJSON *j = cJSON_CreateString(tmp);
     free(tmp);
     return j;
 }
 
+static cJSON *json_str(struct gguf_str s)
+{
+    return json_bytes(s.ptr, s.len);
+}
+
+/* obj[key] = v, the key made valid UTF-8 first */
+static void json_add(cJSON *obj, const char *key, cJSON *v)
+{
+    cJSON *k = json_bytes(key, strlen(key));
+    const char *ks = cJSON_GetStringValue(k);
+    cJSON_AddItemToObject(obj, ks ? ks : "?", v);
+    cJSON_Delete(k);
+}
+
 static void inspect_json(const struct gguf_file *g)
 {
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "file", gguf_path(g));
+    json_add(root, "file", json_bytes(gguf_path(g), strlen(gguf_path(g))));
     cJSON_AddNumberToObject(root, "version", gguf_version(g));
     cJSON_AddNumberToObject(root, "file_size", (double)gguf_file_size(g));
     cJSON_AddNumberToObject(root, "alignment", gguf_alignment(g));
@@ -171,14 +248,14 @@ static void inspect_json(const struct gguf_file *g)
             gguf_kv_get_f64(g, i, &fv);
             v = json_scalar(t, iv, fv);
         }
-        cJSON_AddItemToObject(meta, gguf_kv_key(g, i), v);
+        json_add(meta, gguf_kv_key(g, i), v);
     }
     cJSON *tensors = cJSON_AddArrayToObject(root, "tensors");
     double n_params = 0, n_bytes = 0;
     for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
         const struct gguf_tensor_info *ti = gguf_tensor(g, i);
         cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "name", ti->name);
+        json_add(t, "name", json_bytes(ti->name, strlen(ti->name)));
         cJSON *shape = cJSON_AddArrayToObject(t, "shape");
         for (uint32_t d = 0; d < ti->n_dims; d++)
             cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)ti->ne[d]));
@@ -192,7 +269,7 @@ static void inspect_json(const struct gguf_file *g)
     cJSON *sum = cJSON_AddObjectToObject(root, "summary");
     char *arch = gguf_get_str_dup(g, "general.architecture");
     if (arch)
-        cJSON_AddStringToObject(sum, "architecture", arch);
+        json_add(sum, "architecture", json_bytes(arch, strlen(arch)));
     else
         cJSON_AddNullToObject(sum, "architecture");
     free(arch);
