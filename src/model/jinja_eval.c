@@ -1504,7 +1504,7 @@ static int apply_filter(struct ctx *c, int line, const char *name, size_t nn, st
         else if (meth && meth->t == JT_STR && name_eq(meth->u.s.p, meth->u.s.n, "ceil"))
             r = ceil(r);
         else
-            r = round(r);
+            r = rint(r); /* python round(): half to even */
         *out = jv_float(r / m);
     } else if (F("abs")) {
         if (v.t == JT_INT)
@@ -1650,10 +1650,10 @@ static struct jval lookup(struct ctx *c, const char *name, size_t n)
 
 static int arith(struct ctx *c, int line, int op, struct jval x, struct jval y, struct jval *out)
 {
-    /* lenient: undefined acts as "" next to a string */
-    if (op == JOP_ADD && x.t == JT_UNDEF && y.t == JT_STR)
+    /* lenient: undefined or none acts as "" next to a string (Python would raise) */
+    if (op == JOP_ADD && (x.t == JT_UNDEF || x.t == JT_NONE) && y.t == JT_STR)
         x = jv_str("", 0);
-    if (op == JOP_ADD && y.t == JT_UNDEF && x.t == JT_STR)
+    if (op == JOP_ADD && (y.t == JT_UNDEF || y.t == JT_NONE) && x.t == JT_STR)
         y = jv_str("", 0);
     bool xn = x.t == JT_INT || x.t == JT_FLOAT || x.t == JT_BOOL;
     bool yn = y.t == JT_INT || y.t == JT_FLOAT || y.t == JT_BOOL;
