@@ -415,10 +415,11 @@ static void test_all_templates(void)
         char path[1024], err[CND_ERR_LEN] = "";
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         char *src = read_file(path);
-        const char *convs[] = {C_USER, C_SYS_USER, C_MULTI};
+        const char *convs[] = {C_USER, C_SYS_USER, C_MULTI, C_THINK3, C_TOOL};
         for (size_t i = 0; i < ARRAY_SIZE(convs); i++) {
             int rc = 0;
-            char *got = render_src(src, convs[i], NULL, true, "<s>", "</s>", err, &rc);
+            char *got = render_src(src, convs[i], i == 4 ? TOOLS : NULL, true, "<s>", "</s>", err,
+                                   &rc);
             /* a template may refuse a conversation shape by raising; it must not crash */
             if (i == 0)
                 CHECK_MSG(got != NULL, "%s: %s", e->d_name, err);
@@ -594,6 +595,18 @@ static void test_message_normalisation(void)
                "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
                "{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}}]}]",
                NULL, "2image_url");
+    /* parsed arguments still concatenate / print as the original string */
+    expect_src("{{ 'a=' + messages[0].tool_calls[0].function.arguments }}|"
+               "{{ messages[0].tool_calls[0].function.arguments }}|"
+               "{{ messages[0].tool_calls[0].function.arguments is mapping }}",
+               "[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"function\":"
+               "{\"name\":\"f\",\"arguments\":\"{\\\"x\\\":1}\"}}]}]",
+               NULL, "a={\"x\":1}|{\"x\":1}|True");
+    /* null content: a runtime error on it retries with "" (is none still works first time) */
+    expect_src("[{{ messages[0].content.strip() }}]",
+               "[{\"role\":\"assistant\",\"content\":null}]", NULL, "[]");
+    expect_src("{{ messages[0].content is none }}",
+               "[{\"role\":\"assistant\",\"content\":null}]", NULL, "True");
     expect_src("{{ tools[0].name }} {{ flag }}", U1, "{\"tools\":[{\"name\":\"t\"}],\"flag\":true}",
                "t True");
 }

@@ -35,7 +35,9 @@ struct chat_template_params {
  * an array of {"type":"text","text":...} parts, optional name, tool_calls, tool_call_id).
  * Normalisation before the template sees them: content arrays made only of text parts are
  * concatenated into one string; tool_calls[].function.arguments given as a JSON string is parsed
- * into an object (what HF templates expect).
+ * into an object (what most HF templates expect) that still prints and concatenates as the
+ * original string (for templates that expect a string). If rendering fails with a runtime error
+ * (not raise_exception) and some message has null content, it is retried once with "" there.
  * Appends to out. Returns 0, or -CND_EINVAL with err = the template's raise_exception message, or
  * "line N: ..." for a runtime error or a limit. On error out may hold partial output. */
 int chat_template_render(const struct chat_template *t, const cJSON *messages,

@@ -64,12 +64,15 @@ static bool text_parts(const cJSON *content, struct buf *b)
     return true;
 }
 
-static struct jval message_value(struct jarena *a, const cJSON *m)
+static struct jval message_value(struct jarena *a, const cJSON *m, bool null_to_empty)
 {
     struct jval v = jv_from_cjson(a, m, false);
     if (v.t != JT_DICT)
         return v;
     struct jdict *d = v.u.d;
+    struct jval *cv = jd_gets(d, "content", 7);
+    if (null_to_empty && cv && cv->t == JT_NONE)
+        *cv = jv_str("", 0);
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
     if (cJSON_IsArray(content)) {
         struct buf b;
@@ -92,21 +95,22 @@ static struct jval message_value(struct jarena *a, const cJSON *m)
             if (!args || args->t != JT_STR)
                 continue;
             cJSON *j = cJSON_ParseWithLength(args->u.s.p, args->u.s.n);
-            if (j && cJSON_IsObject(j))
-                *args = jv_from_cjson(a, j, true);
+            if (j && cJSON_IsObject(j)) {
+                struct jval parsed = jv_from_cjson(a, j, true);
+                parsed.u.d->src = args->u.s.p;
+                parsed.u.d->src_n = args->u.s.n;
+                *args = parsed;
+            }
             cJSON_Delete(j);
         }
     }
     return v;
 }
 
-int chat_template_render(const struct chat_template *t, const cJSON *messages,
-                         const struct chat_template_params *p, struct buf *out, char *err)
+static int render_once(const struct chat_template *t, const cJSON *messages,
+                       const struct chat_template_params *p, bool null_to_empty, struct buf *out,
+                       char *err, bool *raised)
 {
-    if (!t || !cJSON_IsArray(messages) || !p) {
-        err_set(err, "messages must be an array");
-        return -CND_EINVAL;
-    }
     struct jarena a;
     ja_init(&a, CHAT_TEMPLATE_MAX_MEMORY);
     struct jdict *g = jd_new(&a);
@@ -120,7 +124,7 @@ int chat_template_render(const struct chat_template *t, const cJSON *messages,
     }
     struct jlist *msgs = jl_new(&a, (size_t)cJSON_GetArraySize(messages));
     const cJSON *m;
-    cJSON_ArrayForEach(m, messages) jl_push(&a, msgs, message_value(&a, m));
+    cJSON_ArrayForEach(m, messages) jl_push(&a, msgs, message_value(&a, m, null_to_empty));
     jd_set(&a, g, jv_str("messages", 8), jv_list(msgs));
     jd_set(&a, g, jv_str("add_generation_prompt", 21), jv_bool(p->add_generation_prompt));
     const char *bos = p->bos_token ? p->bos_token : "";
@@ -134,7 +138,43 @@ int chat_template_render(const struct chat_template *t, const cJSON *messages,
         .now = p->now,
     };
     int rc = jinja_render(t->root, &a, g, &o, out, err);
+    *raised = o.raised;
     ja_free(&a);
+    return rc;
+}
+
+static bool has_null_content(const cJSON *messages)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, messages)
+    {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (cJSON_IsNull(c))
+            return true;
+    }
+    return false;
+}
+
+int chat_template_render(const struct chat_template *t, const cJSON *messages,
+                         const struct chat_template_params *p, struct buf *out, char *err)
+{
+    if (!t || !cJSON_IsArray(messages) || !p) {
+        err_set(err, "messages must be an array");
+        return -CND_EINVAL;
+    }
+    size_t start = out->len;
+    bool raised = false;
+    int rc = render_once(t, messages, p, false, out, err, &raised);
+    /* Many templates do string operations on message.content and break on the null content
+     * OpenAI clients send next to tool_calls (HF would fail too). If rendering failed with a
+     * runtime error (not the template's own raise_exception), retry once with null content
+     * as "". */
+    if (rc && !raised && has_null_content(messages)) {
+        out->len = start;
+        if (out->data)
+            out->data[start] = 0;
+        rc = render_once(t, messages, p, true, out, err, &raised);
+    }
     return rc;
 }
 

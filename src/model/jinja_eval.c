@@ -31,7 +31,7 @@ struct ctx {
     struct frame *root, *top;
     struct buf *out;
     char *err;
-    bool failed;
+    bool failed, raised;
     uint64_t steps, max_steps;
     size_t max_output;
     int depth, max_depth;
@@ -1028,6 +1028,7 @@ static int call_builtin(struct ctx *c, int line, int id, const struct args *a, s
             err_set(c->err, "%s", b.data ? b.data : "template raised an exception");
             buf_deinit(&b);
             c->failed = true;
+            c->raised = true;
         }
         return -1;
     }
@@ -1655,6 +1656,11 @@ static int arith(struct ctx *c, int line, int op, struct jval x, struct jval y, 
         x = jv_str("", 0);
     if (op == JOP_ADD && (y.t == JT_UNDEF || y.t == JT_NONE) && x.t == JT_STR)
         y = jv_str("", 0);
+    /* tool-call arguments parsed from a string concatenate as that string */
+    if (op == JOP_ADD && x.t == JT_DICT && x.u.d->src && y.t == JT_STR)
+        x = jv_str(x.u.d->src, x.u.d->src_n);
+    if (op == JOP_ADD && y.t == JT_DICT && y.u.d->src && x.t == JT_STR)
+        y = jv_str(y.u.d->src, y.u.d->src_n);
     bool xn = x.t == JT_INT || x.t == JT_FLOAT || x.t == JT_BOOL;
     bool yn = y.t == JT_INT || y.t == JT_FLOAT || y.t == JT_BOOL;
     if (xn && yn) {
@@ -2171,7 +2177,7 @@ static int exec_body(struct ctx *c, const struct jnodes *body)
 }
 
 int jinja_render(const struct jnode *root, struct jarena *a, struct jdict *globals,
-                 const struct jinja_render_opts *o, struct buf *out, char *err)
+                 struct jinja_render_opts *o, struct buf *out, char *err)
 {
     struct frame root_frame = {jd_new(a), NULL};
     struct ctx c = {
@@ -2187,5 +2193,6 @@ int jinja_render(const struct jnode *root, struct jarena *a, struct jdict *globa
         .now = o->now,
     };
     int rc = exec(&c, root);
+    o->raised = c.raised;
     return rc || c.failed ? -CND_EINVAL : 0;
 }

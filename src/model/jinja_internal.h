@@ -58,6 +58,10 @@ struct jdict {
     struct jval *k, *v;
     size_t n, cap;
     bool ns; /* a namespace() object */
+    /* Tool-call arguments parsed from a JSON string keep that string: str(d) and "text" + d
+     * give it back, so templates that expect a string still work. */
+    const char *src;
+    size_t src_n;
 };
 
 static inline struct jval jv_undef(void) { struct jval v = {.t = JT_UNDEF}; return v; }
@@ -153,8 +157,9 @@ struct jinja_render_opts {
     uint64_t max_steps;
     int max_depth;
     int64_t now;
+    bool raised; /* out: the error came from raise_exception() */
 };
 int jinja_render(const struct jnode *root, struct jarena *a, struct jdict *globals,
-                 const struct jinja_render_opts *o, struct buf *out, char *err);
+                 struct jinja_render_opts *o, struct buf *out, char *err);
 
 #endif

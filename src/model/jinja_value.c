@@ -426,8 +426,14 @@ void jv_to_str(struct buf *b, struct jval v)
     case JT_INT: buf_appendf(b, "%lld", (long long)v.u.i); return;
     case JT_FLOAT: jv_format_float(b, v.u.f); return;
     case JT_STR: buf_append(b, v.u.s.p, v.u.s.n); return;
-    case JT_LIST:
-    case JT_DICT: jv_repr(b, v); return;
+    case JT_DICT:
+        if (v.u.d->src) {
+            buf_append(b, v.u.d->src, v.u.d->src_n);
+            return;
+        }
+        jv_repr(b, v);
+        return;
+    case JT_LIST: jv_repr(b, v); return;
     case JT_FUNC: buf_append_str(b, "<function>"); return;
     }
 }
