@@ -18,11 +18,15 @@
 enum tok_kind { TOK_KIND_SPM, TOK_KIND_BPE };
 
 struct vocab_slot {
-    int32_t id; /* -1: empty */
-    uint32_t tag; /* high hash bits, checked before the text */
+    int32_t id;    /* -1: empty */
+    uint32_t tag;  /* high hash bits, checked before the text */
+    uint32_t len;  /* copies of text_len/text_off[id]: one cache line per probe */
+    uint32_t off;
 };
 
 #define TOK_FLAG_EOG 0x80u /* in tok->attr[id], above the token_type bits */
+#define TOK_LSTRIP 1u
+#define TOK_RSTRIP 2u
 
 struct tokenizer {
     enum tok_kind kind;
@@ -45,6 +49,7 @@ struct tokenizer {
     uint64_t *pair_keys; /* SPM: adjacent character pairs found inside some token, 0 = empty */
     size_t pair_mask;
 
+    uint8_t *strip; /* [n_vocab] or NULL: TOK_LSTRIP/TOK_RSTRIP eat whitespace around a special */
     int32_t *specials; /* CONTROL / USER_DEFINED / UNKNOWN ids, longest text first */
     size_t n_specials;
 
@@ -103,8 +108,7 @@ static int32_t vocab_lookup(const struct tokenizer *tok, const char *s, size_t n
         const struct vocab_slot *sl = &tok->vocab_slots[i];
         if (sl->id < 0)
             return -1;
-        if (sl->tag == tag && tok->text_len[sl->id] == n &&
-            memcmp(tok->arena + tok->text_off[sl->id], s, n) == 0)
+        if (sl->tag == tag && sl->len == n && memcmp(tok->arena + sl->off, s, n) == 0)
             return sl->id;
         i = (i + 1) & tok->vocab_mask;
     }
@@ -122,6 +126,8 @@ static void vocab_insert(struct tokenizer *tok, int32_t id)
         i = (i + 1) & tok->vocab_mask;
     tok->vocab_slots[i].id = id;
     tok->vocab_slots[i].tag = (uint32_t)(h >> 32);
+    tok->vocab_slots[i].len = (uint32_t)n;
+    tok->vocab_slots[i].off = tok->text_off[id];
 }
 
 static inline uint64_t merge_key(int32_t left, int32_t right)
@@ -392,6 +398,33 @@ static void init_specials(struct tokenizer *tok)
             tok->attr[ends[i]] |= TOK_FLAG_EOG;
 }
 
+/* llama.cpp marks Phi-3's special tokens (but <unk>, <s>, <|endoftext|>) to eat the whitespace
+ * that follows them when parsed from text; it goes by the model name. */
+static void init_strip(struct tokenizer *tok, const struct gguf_file *g)
+{
+    char *name = gguf_get_str_dup(g, "general.name");
+    bool phi3 = false;
+    if (name) {
+        for (char *c = name; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c + 32);
+        phi3 = strstr(name, "phi-3") || strstr(name, "phi3");
+        free(name);
+    }
+    if (!phi3)
+        return;
+    tok->strip = xcalloc((size_t)tok->n_vocab, 1);
+    for (size_t i = 0; i < tok->n_specials; i++)
+        tok->strip[tok->specials[i]] = TOK_RSTRIP;
+    int32_t id = tokenizer_find(tok, "</s>");
+    if (id >= 0)
+        tok->strip[id] = TOK_RSTRIP;
+    static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+    for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
+        if ((id = tokenizer_find(tok, keep[i])) >= 0)
+            tok->strip[id] = 0;
+}
+
 struct tokenizer *tokenizer_create(const struct gguf_file *g, char *err)
 {
     char *model = gguf_get_str_dup(g, "tokenizer.ggml.model");
@@ -498,6 +531,7 @@ struct tokenizer *tokenizer_create(const struct gguf_file *g, char *err)
         init_spm_pairs(tok);
     }
     init_specials(tok);
+    init_strip(tok, g);
     tok->no_cache = getenv("CND_TOKENIZER_NO_CACHE") != NULL;
     free(model);
     free(pre);
@@ -523,6 +557,7 @@ void tokenizer_destroy(struct tokenizer *tok)
     free(tok->merge_rank);
     free(tok->merge_result);
     free(tok->pair_keys);
+    free(tok->strip);
     free(tok->specials);
     free(tok);
 }
@@ -1055,6 +1090,11 @@ struct frag {
     size_t off, len;
 };
 
+static bool is_c_space(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
 /* Split text into raw fragments and special tokens, longest special first (llama.cpp's
  * tokenizer_st_partition). Control and unknown tokens only when parse_special; user-defined
  * ones always. Returns the fragment count; *frags is malloc'd. */
@@ -1098,11 +1138,18 @@ static size_t partition_specials(const struct tokenizer *tok, const char *text, 
                     next[n_next++] = (struct frag){-1, pos, end - pos};
                     break;
                 }
-                size_t at = (size_t)(hit - text);
-                if (at > pos)
-                    next[n_next++] = (struct frag){-1, pos, at - pos};
+                size_t at = (size_t)(hit - text), left = at;
+                unsigned strip = tok->strip ? tok->strip[id] : 0;
+                if (strip & TOK_LSTRIP)
+                    while (left > pos && is_c_space(text[left - 1]))
+                        left--;
+                if (left > pos)
+                    next[n_next++] = (struct frag){-1, pos, left - pos};
                 next[n_next++] = (struct frag){id, at, sl};
                 pos = at + sl;
+                if (strip & TOK_RSTRIP)
+                    while (pos < end && is_c_space(text[pos]))
+                        pos++;
             }
         }
         struct frag *t2 = frags;
