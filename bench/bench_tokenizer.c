@@ -1,6 +1,7 @@
 /* bench_tokenizer.c: tokenizer throughput in MB/s on about 1 MB of text (the perplexity story
  * sample plus the vocab test inputs, repeated) for the SPM (llama-spm) and Llama 3 (llama-bpe)
- * vocabularies. Prints "spm 23.4 MB/s" style lines, plus decode speed. */
+ * vocabularies (and Qwen2; llama3-special also scans for control-token text). Prints
+ * "spm 23.4 MB/s" style lines, plus decode speed. */
 #include "cinder/gguf.h"
 #include "cinder/status.h"
 #include "cinder/tokenizer.h"
@@ -35,7 +36,8 @@ static void append_file(struct buf *b, const char *path)
     fclose(f);
 }
 
-static void bench_one(const char *label, const char *path, const struct buf *text)
+static void bench_one(const char *label, const char *path, const struct buf *text,
+                      bool parse_special)
 {
     char err[CND_ERR_LEN] = "";
     struct gguf_file *g = gguf_open(path, err);
@@ -52,7 +54,7 @@ static void bench_one(const char *label, const char *path, const struct buf *tex
     for (int rep = 0; rep < 3; rep++) {
         n_ids = 0;
         double t0 = now_s();
-        tokenizer_encode(tok, text->data, text->len, false, false, &ids, &n_ids, &cap);
+        tokenizer_encode(tok, text->data, text->len, false, parse_special, &ids, &n_ids, &cap);
         double dt = now_s() - t0;
         if (dt < best)
             best = dt;
@@ -80,9 +82,10 @@ int main(void)
         return 1;
     while (text.len < TARGET_BYTES)
         buf_append(&text, one.data, one.len);
-    bench_one("spm", SHARED "/models/vocab/ggml-vocab-llama-spm.gguf", &text);
-    bench_one("llama3", SHARED "/models/vocab/ggml-vocab-llama-bpe.gguf", &text);
-    bench_one("qwen2", SHARED "/models/vocab/ggml-vocab-qwen2.gguf", &text);
+    bench_one("spm", SHARED "/models/vocab/ggml-vocab-llama-spm.gguf", &text, false);
+    bench_one("llama3", SHARED "/models/vocab/ggml-vocab-llama-bpe.gguf", &text, false);
+    bench_one("llama3-special", SHARED "/models/vocab/ggml-vocab-llama-bpe.gguf", &text, true);
+    bench_one("qwen2", SHARED "/models/vocab/ggml-vocab-qwen2.gguf", &text, false);
     buf_deinit(&one), buf_deinit(&text);
     return 0;
 }

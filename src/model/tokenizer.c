@@ -1107,19 +1107,32 @@ static size_t partition_specials(const struct tokenizer *tok, const char *text, 
         frags[n++] = (struct frag){-1, 0, len};
     struct frag *next = NULL;
     size_t next_cap = 0;
-    for (size_t si = 0; si < tok->n_specials && n > 0; si++) {
+    /* Pre-filter: positions whose byte starts some applicable special token. A special is
+     * searched for properly only if it matches at one of them. */
+    bool first[256] = {false};
+    bool any_first = false;
+    for (size_t si = 0; si < tok->n_specials; si++) {
+        int32_t id = tok->specials[si];
+        if (parse_special || (tok->attr[id] & 0x7f) == TOKEN_TYPE_USER_DEFINED)
+            first[(unsigned char)tok_text(tok, id)[0]] = any_first = true;
+    }
+    size_t *cand = NULL, n_cand = 0, cap_cand = 0;
+    for (size_t i = 0; any_first && i < len; i++) {
+        if (first[(unsigned char)text[i]]) {
+            xgrow((void **)&cand, &cap_cand, n_cand + 1, sizeof(size_t));
+            cand[n_cand++] = i;
+        }
+    }
+    for (size_t si = 0; si < tok->n_specials && n > 0 && n_cand > 0; si++) {
         int32_t id = tok->specials[si];
         unsigned t = tok->attr[id] & 0x7f;
         if (!parse_special && t != TOKEN_TYPE_USER_DEFINED)
             continue;
         const char *sp = tok_text(tok, id);
         size_t sl = tok->text_len[id];
-        /* quick check: does it occur at all? */
         bool any = false;
-        for (size_t i = 0; i < n && !any; i++)
-            if (frags[i].id < 0 && frags[i].len >= sl &&
-                memmem(text + frags[i].off, frags[i].len, sp, sl))
-                any = true;
+        for (size_t c = 0; c < n_cand && !any; c++)
+            any = cand[c] + sl <= len && memcmp(text + cand[c], sp, sl) == 0;
         if (!any)
             continue;
         size_t n_next = 0;
@@ -1159,6 +1172,7 @@ static size_t partition_specials(const struct tokenizer *tok, const char *text, 
         n = n_next;
     }
     free(next);
+    free(cand);
     *frags_out = frags;
     return n;
 }
