@@ -708,7 +708,8 @@ static void wcache_put(struct wcache *c, struct wcache_entry *e, uint64_t hash, 
     xgrow((void **)&c->text, &c->text_cap, c->text_len + n, 1);
     xgrow((void **)&c->ids, &c->ids_cap, c->ids_len + n_ids, sizeof(int32_t));
     memcpy(c->text + c->text_len, w, n);
-    memcpy(c->ids + c->ids_len, *out->ids + from, n_ids * sizeof(int32_t));
+    if (n_ids) /* a word can give no ids (bytes missing from the vocabulary) */
+        memcpy(c->ids + c->ids_len, *out->ids + from, n_ids * sizeof(int32_t));
     e->hash = hash;
     e->text_off = (uint32_t)c->text_len, e->text_len = (uint32_t)n;
     e->ids_off = (uint32_t)c->ids_len, e->n_ids = (uint32_t)n_ids;
