@@ -8,8 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static int test_n_checks, test_n_failed_checks, test_n_passed, test_n_failed;
-static int test_cur_failed;
+static int test_n_checks __attribute__((unused)), test_n_failed_checks __attribute__((unused));
+static int test_n_passed __attribute__((unused)), test_n_failed __attribute__((unused));
+static int test_cur_failed __attribute__((unused));
 
 #define CHECK(c)                                                                                   \
     do {                                                                                           \

@@ -308,9 +308,15 @@ static void matmul_task(void *p, int ith, int nth)
         int nr = (int)CND_MIN(QUANT_TILE_MAX, hi - r);
         for (int32_t col = 0; col < t->n; col += QUANT_TILE_MAX) {
             int nc = (int)CND_MIN(QUANT_TILE_MAX, t->n - col);
+            float tile[QUANT_TILE_MAX * QUANT_TILE_MAX];
             t->k->vec_dot_tile(n_in, wd + (size_t)r * w_row, w_row, nr,
-                               act + (size_t)col * t->act_row, t->act_row, nc,
-                               t->out + (size_t)col * (size_t)n_out + (size_t)r, (size_t)n_out);
+                               act + (size_t)col * t->act_row, t->act_row, nc, tile,
+                               QUANT_TILE_MAX);
+            /* the tile is [weight row][token]; out is [token][output row] */
+            for (int cc = 0; cc < nc; cc++)
+                for (int rr = 0; rr < nr; rr++)
+                    t->out[(size_t)(col + cc) * (size_t)n_out + (size_t)(r + rr)] =
+                        tile[rr * QUANT_TILE_MAX + cc];
         }
         if (t->bias) {
             for (int32_t col = 0; col < t->n; col++)
