@@ -61,9 +61,15 @@ static enum quant_simd cpu_level(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
+#if defined(__clang__)
+    /* clang 14 cannot query f16c; every AVX2+FMA CPU made has it */
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+        return QUANT_SIMD_SCALAR;
+#else
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
           __builtin_cpu_supports("f16c")))
         return QUANT_SIMD_SCALAR;
+#endif
     if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
         return QUANT_SIMD_AVX2;
