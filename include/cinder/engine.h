@@ -45,13 +45,17 @@ struct engine_params {
 
 struct engine_params engine_default_params(void);
 
-/* Sizes the KV pool (logs "N blocks = M tokens") and starts the engine thread. NULL + err. */
+/* Sizes the KV pool (logs "N blocks = M tokens"), loads the model into the backend
+ * (ops->load_model) and allocates the pool there (ops->kv_init), then starts the engine thread.
+ * n_ctx 0 means the model's training context capped at 4096. NULL + err. */
 struct engine *engine_create(const struct engine_params *params, char *err);
 /* Stop accepting, let running requests finish for up to drain_timeout_s, abort the rest, join
  * the thread and free everything. */
 void engine_destroy(struct engine *e, double drain_timeout_s);
 
-/* Hand a request to the engine (takes a reference). Returns 0; CND_EOVERLOAD when max_waiting
+/* Hand a request to the engine (takes a reference). Sets req->max_tokens: params.max_tokens, or
+ * when that is <= 0 the room left in the context (also bounded by the KV pool's size). Returns
+ * 0; CND_EINVAL for an empty prompt or a token id outside the vocabulary; CND_EOVERLOAD when max_waiting
  * requests are queued (HTTP 503 + Retry-After); CND_ERANGE with err when the request can never
  * fit (prompt + max_tokens over n_ctx, or more blocks than the whole pool: HTTP 400);
  * CND_ECANCELLED when the engine is shutting down (503). Never blocks on the engine. */

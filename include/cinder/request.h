@@ -85,6 +85,9 @@ struct request {
     int32_t n_cached;      /* prompt tokens found in the prefix cache at admission */
     int32_t *block_table;  /* block ids, managed by kv_manager */
     int32_t n_blocks, cap_blocks;
+    int32_t n_blocks_hashed; /* leading blocks of block_table registered in the prefix cache */
+    uint64_t hash_last;      /* prefix hash of block n_blocks_hashed - 1 (chain seed when 0) */
+    int32_t n_preemptions;
     struct list_node sched_node; /* in the scheduler's waiting or running queue */
     int64_t t_admitted_us;
     int64_t t_last_token_us;
@@ -113,7 +116,9 @@ void request_outbox_finish(struct request *req, enum req_status status, int erro
 
 /* HTTP side: wait up to timeout_ms for news (text, logprobs or finish); moves what is there into
  * *taken (caller-owned, initialised with request_outbox_init, freed with _deinit). Returns true
- * if anything was taken or the request is finished. */
+ * if anything was taken or the request is finished. taken's text and logprobs are replaced
+ * (not appended to) by what was new; finish, error and usage fields are copied. timeout_ms < 0
+ * waits for ever, 0 does not wait. */
 void request_outbox_init(struct request_outbox *o);
 void request_outbox_deinit(struct request_outbox *o);
 bool request_outbox_take(struct request *req, struct request_outbox *taken, int timeout_ms);
