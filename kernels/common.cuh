@@ -33,3 +33,10 @@ static __device__ __forceinline__ float warp_reduce_max(float v)
         v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
+
+#define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+
+static inline unsigned cdiv(long long a, long long b)
+{
+    return (unsigned)((a + b - 1) / b);
+}
