@@ -40,7 +40,8 @@ int cli_bench_main(int argc, char **argv)
             dst = &reps;
         if (!dst || i + 1 >= argc || (*dst = cli_parse_long(argv[i + 1])) < 0) {
             fprintf(stderr, "usage: cinder bench [-m MODEL | --random-weights PRESET --weight-type "
-                            "TYPE] [-p 512] [-n 128] [-t THREADS] [-r REPS]\n");
+                            "TYPE] [-p 512] [-n 128] [-t THREADS] [-r REPS]\n"
+                            "       [--device auto|cpu|cuda|cuda:N]\n");
             return !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ? 0 : 2;
         }
         i++;

@@ -1,6 +1,7 @@
 /* cli_session.c: model + CPU backend + one sequence, for the one-shot commands. */
 #include "cli/cli_session.h"
 #include "cinder/backend.h"
+#include "cinder/device.h"
 #include "cinder/forward.h"
 #include "cinder/model.h"
 #include "cinder/status.h"
@@ -13,6 +14,10 @@
 
 #define CLI_DEFAULT_MAX_CTX 4096
 #define CLI_BLOCK_SIZE 16
+
+/* --device (auto|cpu|cuda|cuda:N); kept here so cli_model_args stays as it is. The default is
+ * $CINDER_DEVICE, else auto. */
+static const char *cli_device;
 
 void cli_model_args_init(struct cli_model_args *a)
 {
@@ -78,6 +83,15 @@ int cli_model_args_parse(struct cli_model_args *a, int argc, char **argv, int *i
             return -1;
         }
         a->n_batch = (int)v;
+    } else if (!strcmp(f, "--device")) {
+        NEED_VAL;
+        struct device_spec spec;
+        char err[CND_ERR_LEN];
+        if (device_parse(val, &spec, err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return -1;
+        }
+        cli_device = val;
     } else if (!strcmp(f, "--random-weights")) {
         NEED_VAL;
         a->random_preset = val;
@@ -112,10 +126,15 @@ int cli_session_open(struct cli_session *s, const struct cli_model_args *a, char
     }
     if (!s->model)
         return CND_EINVAL;
-    struct backend_cpu_params bp = {.n_threads = a->n_threads};
-    s->backend = backend_cpu_create(&bp, err);
+    struct device_spec spec;
+    struct device_choice ch;
+    const char *dev = cli_device ? cli_device : getenv("CINDER_DEVICE");
+    if (device_parse(dev, &spec, err) != 0 ||
+        device_select(&spec, s->model->weight_bytes, &ch, err) != 0)
+        return CND_EINVAL;
+    s->backend = device_create_backend(&ch, a->n_threads, err);
     if (!s->backend)
-        return CND_ENOMEM;
+        return ch.kind == DEVICE_CUDA ? CND_EDEVICE : CND_ENOMEM;
     int32_t n_ctx = a->n_ctx > 0 ? a->n_ctx : CND_MIN(s->model->hp.n_ctx_train, CLI_DEFAULT_MAX_CTX);
     s->n_ctx = n_ctx;
     s->block_size = CLI_BLOCK_SIZE;
