@@ -341,7 +341,11 @@ static struct {
     int max_tokens;
     double timeout_s;
     uint64_t seed;
-    int quiet;
+    int quiet, no_calibrate;
+    /* --prompt-len in words, from calibration (tokens per word and fixed overhead) */
+    int prompt_words, prefix_words;
+    double tok_per_word, tok_overhead;
+    int calibrated;
     char endpoint_url[2048];
     char model_buf[256];
 } opt = {
@@ -371,9 +375,11 @@ static void usage(FILE *f)
         "  --num-requests K        total requests (default 16, or 4*N with --concurrency N)\n"
         "  --prompt TEXT           the same prompt for every request (default \"Once upon a "
         "time\")\n"
-        "  --prompt-len L          synthetic prompts of L words (about L tokens or more)\n"
-        "  --shared-prefix-len P   with --prompt-len: the first P words are the same for all\n"
-        "                          requests (prefix caching); default 0 = all words random\n"
+        "  --prompt-len L          synthetic prompts of about L tokens, built from random words\n"
+        "                          (the word count is calibrated with two small requests)\n"
+        "  --shared-prefix-len P   with --prompt-len: the first ~P tokens are the same for all\n"
+        "                          requests (prefix caching); default 0 = nothing shared\n"
+        "  --no-calibrate          take one word as one token instead of calibrating\n"
         "  --max-tokens M          output tokens per request, with ignore_eos (default 64)\n"
         "  --timeout S             per-request timeout in seconds (default 300)\n"
         "  --json FILE             also write the results as JSON ('-' = stdout)\n"
@@ -413,6 +419,10 @@ static void parse_args(int argc, char **argv)
         }
         if (!strcmp(a, "--quiet")) {
             opt.quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-calibrate")) {
+            opt.no_calibrate = 1;
             continue;
         }
         if (strncmp(a, "--", 2) != 0)
@@ -578,6 +588,103 @@ static atomic_int next_req;
 static atomic_int n_finished;
 static struct curl_slist *headers;
 
+static void make_body(struct sbuf *body, const char *prompt, int max_tokens, int stream)
+{
+    sb_clear(body);
+    sb_puts(body, "{\"model\":");
+    sb_json_str(body, opt.model);
+    if (opt.chat) {
+        sb_puts(body, ",\"messages\":[{\"role\":\"user\",\"content\":");
+        sb_json_str(body, prompt);
+        sb_puts(body, "}]");
+    } else {
+        sb_puts(body, ",\"prompt\":");
+        sb_json_str(body, prompt);
+    }
+    sb_printf(body, ",\"max_tokens\":%d,\"temperature\":0,\"ignore_eos\":true", max_tokens);
+    if (stream)
+        sb_puts(body, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    sb_puts(body, "}");
+}
+
+static size_t on_collect(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct sbuf *b = ud;
+    size_t n = size * nmemb;
+    if (b->len < (1u << 20))
+        sb_add(b, ptr, n);
+    return n;
+}
+
+/* A non-streaming request of `words` random words and max_tokens 1: the server's
+ * usage.prompt_tokens, or -1. */
+static long prompt_tokens_of(int words, uint64_t seed)
+{
+    struct sbuf prompt = {0}, body = {0}, resp = {0};
+    uint64_t rng = seed;
+    add_words(&prompt, &rng, words);
+    make_body(&body, prompt.p, 1, 0);
+    CURL *c = curl_easy_init();
+    long status = 0, pt = -1;
+    if (c) {
+        curl_easy_setopt(c, CURLOPT_URL, opt.endpoint_url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.p);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body.len);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(opt.timeout_s * 1000));
+        if (curl_easy_perform(c) == CURLE_OK) {
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+            const char *e = resp.p ? resp.p + resp.len : NULL;
+            if (status == 200 && resp.p)
+                pt = j_long(j_get(j_get(resp.p, e, "usage"), e, "prompt_tokens"), e, -1);
+        }
+        curl_easy_cleanup(c);
+    }
+    free(prompt.p);
+    free(body.p);
+    free(resp.p);
+    return pt;
+}
+
+/* Tokens per word (and a fixed overhead: BOS, chat template) from two small prompts, so that
+ * --prompt-len and --shared-prefix-len come out near their token counts on any tokenizer. */
+static void calibrate(void)
+{
+    opt.tok_per_word = 1.0;
+    opt.tok_overhead = 0;
+    if (!opt.no_calibrate) {
+        const int w1 = 16, w2 = 144;
+        long t1 = prompt_tokens_of(w1, opt.seed ^ 0x1234567ULL);
+        long t2 = t1 > 0 ? prompt_tokens_of(w2, opt.seed ^ 0x7654321ULL) : -1;
+        if (t1 > 0 && t2 > t1) {
+            opt.tok_per_word = (double)(t2 - t1) / (w2 - w1);
+            opt.tok_overhead = (double)t1 - opt.tok_per_word * w1;
+            if (opt.tok_overhead < 0)
+                opt.tok_overhead = 0;
+            opt.calibrated = 1;
+        } else if (!opt.quiet) {
+            fprintf(stderr, "loadgen: no usage.prompt_tokens from the server: taking one word "
+                            "as one token\n");
+        }
+    }
+    double body_tokens = opt.prompt_len - opt.tok_overhead;
+    if (body_tokens < opt.tok_per_word)
+        body_tokens = opt.tok_per_word;
+    opt.prompt_words = (int)lround(body_tokens / opt.tok_per_word);
+    if (opt.prompt_words < 1)
+        opt.prompt_words = 1;
+    opt.prefix_words = 0;
+    if (opt.shared_prefix_len) {
+        double pw = (opt.shared_prefix_len - opt.tok_overhead) / opt.tok_per_word;
+        opt.prefix_words = pw < 1 ? 1 : (int)lround(pw);
+        if (opt.prefix_words > opt.prompt_words)
+            opt.prefix_words = opt.prompt_words;
+    }
+}
+
 static void build_requests(void)
 {
     int k = opt.num_requests;
@@ -586,8 +693,8 @@ static void build_requests(void)
         die("out of memory");
     struct sbuf prefix = {0};
     uint64_t prng = opt.seed * 0x2545F4914F6CDD1DULL + 0x51ed27;
-    if (opt.shared_prefix_len)
-        add_words(&prefix, &prng, opt.shared_prefix_len);
+    if (opt.prefix_words)
+        add_words(&prefix, &prng, opt.prefix_words);
     uint64_t arr_rng = opt.seed ^ 0xa5a5a5a5deadbeefULL;
     double t = 0;
     struct sbuf prompt = {0}, body = {0};
@@ -599,8 +706,8 @@ static void build_requests(void)
             rng_next(&rng);
             if (prefix.len)
                 sb_add(&prompt, prefix.p, prefix.len);
-            add_words(&prompt, &rng, opt.prompt_len - opt.shared_prefix_len);
-            r->prompt_words = opt.prompt_len;
+            add_words(&prompt, &rng, opt.prompt_words - opt.prefix_words);
+            r->prompt_words = opt.prompt_words;
         } else {
             sb_puts(&prompt, opt.prompt);
             int w = 0, in = 0;
@@ -611,21 +718,7 @@ static void build_requests(void)
             }
             r->prompt_words = w;
         }
-        sb_clear(&body);
-        sb_puts(&body, "{\"model\":");
-        sb_json_str(&body, opt.model);
-        if (opt.chat) {
-            sb_puts(&body, ",\"messages\":[{\"role\":\"user\",\"content\":");
-            sb_json_str(&body, prompt.p);
-            sb_puts(&body, "}]");
-        } else {
-            sb_puts(&body, ",\"prompt\":");
-            sb_json_str(&body, prompt.p);
-        }
-        sb_printf(&body,
-                  ",\"max_tokens\":%d,\"temperature\":0,\"ignore_eos\":true,\"stream\":true,"
-                  "\"stream_options\":{\"include_usage\":true}}",
-                  opt.max_tokens);
+        make_body(&body, prompt.p, opt.max_tokens, 1);
         r->body = malloc(body.len + 1);
         if (!r->body)
             die("out of memory");
@@ -887,15 +980,6 @@ static void *worker(void *arg)
 }
 
 /* GET /v1/models for the first model id when --model is not given. */
-static size_t on_models(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct sbuf *b = ud;
-    size_t n = size * nmemb;
-    if (b->len < (1u << 20))
-        sb_add(b, ptr, n);
-    return n;
-}
-
 static void discover_model(void)
 {
     char url[2100];
@@ -908,7 +992,7 @@ static void discover_model(void)
     if (c) {
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_models);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_collect);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
@@ -1082,6 +1166,8 @@ static int report(void)
     printf("%-40s %.2f\n", "Benchmark duration (s):", duration);
     printf("%-40s %ld%s\n", "Total input tokens:", in_tok,
            est_in ? "  (partly estimated: no usage)" : "");
+    if (ok)
+        printf("%-40s %.1f\n", "Mean input tokens per request:", (double)in_tok / ok);
     printf("%-40s %ld%s\n", "Total generated tokens:", out_tok,
            no_usage ? "  (partly counted as chunks: no usage)" : "");
     printf("%-40s %.2f\n", "Request throughput (req/s):", req_tput);
@@ -1115,6 +1201,11 @@ static int report(void)
                       "\"shared_prefix_len\": %d, \"seed\": %llu",
                   k, opt.max_tokens, opt.prompt_len, opt.shared_prefix_len,
                   (unsigned long long)opt.seed);
+        if (opt.prompt_len)
+            sb_printf(&b, ", \"prompt_words\": %d, \"shared_prefix_words\": %d, "
+                          "\"tokens_per_word\": %.4f, \"calibrated\": %s",
+                      opt.prompt_words, opt.prefix_words, opt.tok_per_word,
+                      opt.calibrated ? "true" : "false");
         sb_printf(&b, ",\n  \"completed\": %d, \"failed\": %d, \"failures\": {", ok, failed);
         for (int j = 0; j < nk; j++) {
             sb_puts(&b, j ? ", " : "");
@@ -1182,6 +1273,8 @@ int main(int argc, char **argv)
     }
     if (!opt.model)
         discover_model();
+    if (opt.prompt_len)
+        calibrate();
     build_requests();
 
     int nthreads = opt.rate > 0 ? opt.max_concurrency : opt.concurrency;
@@ -1194,8 +1287,9 @@ int main(int argc, char **argv)
         else
             fprintf(stderr, "concurrency %d", opt.concurrency);
         if (opt.prompt_len)
-            fprintf(stderr, ", prompts of %d words (%d shared)", opt.prompt_len,
-                    opt.shared_prefix_len);
+            fprintf(stderr, ", prompts of ~%d tokens = %d words (%d shared; %.2f tokens/word%s)",
+                    opt.prompt_len, opt.prompt_words, opt.prefix_words, opt.tok_per_word,
+                    opt.calibrated ? ", calibrated" : ", assumed");
         fprintf(stderr, ", max_tokens %d\n", opt.max_tokens);
     }
 
