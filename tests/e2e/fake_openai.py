@@ -180,6 +180,11 @@ def make_handler(state):
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 drops SYNs of bursts of connections
+
+
 def main():
     ap = argparse.ArgumentParser(description="fake OpenAI-compatible streaming server")
     ap.add_argument("--port", type=int, default=0)
@@ -192,8 +197,7 @@ def main():
     ap.add_argument("--empty-first-chunk", action="store_true")
     ap.add_argument("--drop-after", type=int, default=0)
     args = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(State(args)))
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", args.port), make_handler(State(args)))
     print("PORT %d" % srv.server_address[1], flush=True)
     try:
         srv.serve_forever()
