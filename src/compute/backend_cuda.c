@@ -75,7 +75,7 @@ void backend_cuda_get_stats(struct backend *be, struct backend_cuda_stats *st)
 #include <stdlib.h>
 
 #define CUDA_STAGE_INIT (4u << 20)
-#define CUDA_DIRECT_COPY (32u << 20)   /* larger uploads/downloads bypass the staging arena */
+#define CUDA_DIRECT_COPY (128u << 20)  /* larger uploads/downloads bypass the staging arena */
 #define CUDA_BLAS_WORKSPACE (32u << 20)
 #define CUDA_DEQ_TILE_ELEMS (32ll << 20) /* F16 elements per dequantized weight tile (64 MiB) */
 #define CUDA_PREFILL_MIN_ROWS 4           /* rows of one sequence that make a step "prefill" */
