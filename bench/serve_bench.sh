@@ -46,6 +46,7 @@ LOADGEN=${LOADGEN:-}
 if [ -z "$LOADGEN" ]; then
   LOADGEN=$ROOT/build/loadgen
   mkdir -p "$ROOT/build"
+  # shellcheck disable=SC2046  # pkg-config's flags are meant to split
   if ! cc -O2 -Wall -Wextra -Werror -std=c11 "$ROOT/bench/loadgen.c" \
       $(pkg-config --cflags --libs libcurl) -lpthread -lm -o "$LOADGEN"; then
     say "cannot build loadgen (needs a C compiler and libcurl4-openssl-dev)"; exit 1
@@ -133,7 +134,8 @@ ROWS=()
 # run LABEL ARGS...: one loadgen run; appends a row to ROWS.
 run() {
   local label=$1; shift
-  local f=$OUT_DIR/$(echo "$label" | tr ' =/' '__-')
+  local f
+  f=$OUT_DIR/$(echo "$label" | tr ' =/' '__-')
   say "$label: loadgen $*"
   timeout "$RUN_LIMIT" "$LOADGEN" --url "$URL" --max-tokens "$MAX_TOKENS" --timeout "$TIMEOUT" \
     --json "$f.json" --quiet "$@" > "$f.txt" 2> "$f.err"

@@ -1,4 +1,5 @@
 # ctest-labels: e2e
+# shellcheck shell=bash
 # test_loadgen.sh BIN SHARED: bench/loadgen end to end.
 #   1. against tests/e2e/fake_openai.py (python3, stdlib only): counts, token totals, chat,
 #      prompt-length calibration, prefix sharing lowers TTFT, HTTP 503 / 401, timeouts,
@@ -34,6 +35,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 LG=$T/loadgen
+# shellcheck disable=SC2046  # pkg-config's flags are meant to split
 if ! cc -O2 -Wall -Wextra -Werror -std=c11 "$ROOT/bench/loadgen.c" \
     $(pkg-config --cflags --libs libcurl) -lpthread -lm -o "$LG"; then
   echo "FAIL loadgen does not build"
