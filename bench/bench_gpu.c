@@ -253,7 +253,7 @@ static int cmd_copy(void)
     cnd_cuda_free(a), cnd_cuda_free(b);
     return 0;
 #else
-    printf("built without CUDA\n");
+    printf("built without CUDA (peak of this card unknown: %.0f)\n", peak_gbps_for(""));
     return 1;
 #endif
 }
