@@ -1,7 +1,9 @@
 /* bench_quant.c: single-thread throughput of the weight kernels, one line per type.
- *   gemv GB/s : weight bytes streamed per second by vec_dot over a ~64 MB matrix (decode);
+ *   gemv GB/s : weight bytes streamed per second over a ~64 MB matrix x 1 column (decode):
+ *               one gemm call where the table has gemm, else vec_dot row by row;
  *   dot GOP/s : vec_dot over a 1 MB matrix x 16 activation rows (cache resident);
- *   tile GOP/s: vec_dot_tile 4x4 on the same problem (prompt processing);
+ *   tile GOP/s: gemm over the same problem where present, else vec_dot_tile 4x4 (prompt
+ *               processing);
  * GOP = 2 * rows * cols * n. CINDER_SIMD=scalar|avx2|avx512|avx512_vnni picks the level;
  * argv[1] (optional) restricts to one type name, e.g. "q4_K". */
 #include "cinder/quant.h"
@@ -14,7 +16,8 @@
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* thread CPU time: on a shared machine, time spent descheduled does not count */
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -91,8 +94,15 @@ int main(int argc, char **argv)
         for (int rep = 0; rep < 8 && now_s() - t0 < 1.0; rep++) {
             const double s = now_s();
             float acc = 0;
-            for (int64_t r = 0; r < rows; r++)
-                acc += k->vec_dot(n, w + (size_t)r * rs, a);
+            if (k->gemm) {
+                float *o = malloc(sizeof(float) * (size_t)rows);
+                k->gemm(n, w, rs, rows, a, 0, 1, o, 1, 1);
+                acc = o[rows - 1];
+                free(o);
+            } else {
+                for (int64_t r = 0; r < rows; r++)
+                    acc += k->vec_dot(n, w + (size_t)r * rs, a);
+            }
             sink = acc;
             const double e = now_s() - s;
             if (e < best)
@@ -115,10 +125,13 @@ int main(int argc, char **argv)
             if (e < bdot)
                 bdot = e;
             s = now_s();
-            for (int64_t r = 0; r < srows; r += 4)
-                for (int c = 0; c < ncols; c += 4)
-                    k->vec_dot_tile(n, w + (size_t)r * rs, rs, 4, a + (size_t)c * ars, ars, 4,
-                                    out + r * ncols + c, (size_t)ncols);
+            if (k->gemm)
+                k->gemm(n, w, rs, srows, a, ars, ncols, out, (size_t)ncols, 1);
+            else
+                for (int64_t r = 0; r < srows; r += 4)
+                    for (int c = 0; c < ncols; c += 4)
+                        k->vec_dot_tile(n, w + (size_t)r * rs, rs, 4, a + (size_t)c * ars, ars,
+                                        4, out + r * ncols + c, (size_t)ncols);
             e = now_s() - s;
             if (e < btile)
                 btile = e;

@@ -11,7 +11,8 @@
  *    (|scale part of w| + |min part of w|), i.e. the magnitude of the terms being summed: the
  *    integer parts are exact, so only float reassociation of block sums can differ;
  *  - activation quantization at every level bit-identical to the reference;
- *  - vec_dot_tile bit-identical to vec_dot for every type and every tile shape. */
+ *  - vec_dot_tile bit-identical to vec_dot for every type and every tile shape;
+ *  - gemm (where present) bit-identical to vec_dot for every block shape and position. */
 #include "test.h"
 #include "cinder/fp16.h"
 #include "cinder/gguf.h"
@@ -612,6 +613,62 @@ static void test_tables(void)
     }
 }
 
+/* gemm (where a table has one): every block shape and position, with odd row counts, several
+ * column blocks and partial weight groups, bit-identical to vec_dot; out laid out [col][row]
+ * like the CPU backend's matmul. */
+static void test_gemm(void)
+{
+    enum { GR = 11, GC = 14 };
+    const enum quant_simd top = quant_simd_detect();
+    for (size_t ti = 0; ti < ARRAY_SIZE(all_types); ti++) {
+        const enum cnd_dtype t = all_types[ti], at = quant_vec_dot_type(t);
+        for (int lv = QUANT_SIMD_SCALAR; lv <= (int)top; lv++) {
+            const struct quant_kernels *k = quant_get_kernels(t, (enum quant_simd)lv);
+            if (!k->gemm)
+                continue;
+            const int64_t bs = dtype_block_size(t);
+            const int64_t sizes[] = {bs == 256 ? 256 : 32 * 7, bs == 256 ? 768 : 32 * 13,
+                                     bs == 256 ? 2816 : 2816};
+            int bad = 0;
+            for (size_t si = 0; si < ARRAY_SIZE(sizes); si++) {
+                const int64_t n = sizes[si];
+                const size_t ws = dtype_row_size(t, n) + 3, as = dtype_row_size(at, n) + 5;
+                uint8_t *w = malloc(ws * GR + 1), *a = malloc(as * GC + 1);
+                float *x = malloc(sizeof(float) * (size_t)n);
+                uint8_t *wu = w + 1, *au = a + 1;
+                for (int r = 0; r < GR; r++)
+                    gen_weights(t, wu + r * ws, n, r % 3);
+                for (int c = 0; c < GC; c++) {
+                    gen_act_floats(x, n, c % 3, at);
+                    k->quantize_act(x, au + c * as, n);
+                }
+                float single[GR][GC], out[GR * GC];
+                for (int r = 0; r < GR; r++)
+                    for (int c = 0; c < GC; c++)
+                        single[r][c] = k->vec_dot(n, wu + r * ws, au + c * as);
+                const int shapes[][2] = {{GR, GC}, {1, 1}, {4, 1}, {5, 3}, {9, 7}, {3, 13}, {8, 6}};
+                for (size_t sh = 0; sh < ARRAY_SIZE(shapes); sh++) {
+                    const int nr = shapes[sh][0], nc = shapes[sh][1];
+                    for (int r0 = 0; r0 + nr <= GR; r0 += nr > 1 ? nr : 5)
+                        for (int c0 = 0; c0 + nc <= GC; c0 += nc > 1 ? nc : 6) {
+                            k->gemm(n, wu + r0 * ws, ws, nr, au + c0 * as, as, nc, out, 1,
+                                    (size_t)nr);
+                            for (int r = 0; r < nr; r++)
+                                for (int c = 0; c < nc; c++)
+                                    if (memcmp(&out[c * nr + r], &single[r0 + r][c0 + c], 4) != 0)
+                                        bad++;
+                        }
+                }
+                free(w);
+                free(a);
+                free(x);
+            }
+            CHECK_MSG(bad == 0, "%s %s: %d gemm outputs differ from vec_dot", dtype_name(t),
+                      quant_simd_name((enum quant_simd)lv), bad);
+        }
+    }
+}
+
 int main(void)
 {
     RUN(test_tables);
@@ -621,5 +678,6 @@ int main(void)
     RUN(test_ref_dot_vs_dequant);
     RUN(test_act_quant_levels);
     RUN(test_simd_levels);
+    RUN(test_gemm);
     return test_summary();
 }

@@ -49,6 +49,13 @@ typedef void (*quant_vec_dot_tile_fn)(int64_t n, const void *w, size_t w_stride,
                                       const void *a, size_t a_stride, int n_cols, float *out,
                                       size_t out_stride);
 #define QUANT_TILE_MAX 4
+/* out[r * out_rs + c * out_cs] = dot(w + r * w_stride, a + c * a_stride) for any n_rows,
+ * n_cols >= 1 (strides of out in floats): a whole block of a matrix product, with the kernel's
+ * own register tiling and cache blocking. Bit-identical to vec_dot of the same table for every
+ * (r, c), like vec_dot_tile. */
+typedef void (*quant_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t n_rows,
+                              const void *a, size_t a_stride, int64_t n_cols, float *out,
+                              size_t out_rs, size_t out_cs);
 
 struct quant_kernels {
     enum cnd_dtype type;
@@ -57,6 +64,7 @@ struct quant_kernels {
     quant_quantize_fn quantize_act; /* floats -> vec_dot_type */
     quant_vec_dot_fn vec_dot;
     quant_vec_dot_tile_fn vec_dot_tile;
+    quant_gemm_fn gemm; /* NULL: the caller loops over vec_dot_tile */
 };
 
 /* Kernels of weight type t at the given level (or lower); NULL if t is not supported. The

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* pause iterations (~40-140 cycles each) before a worker sleeps, resp. the caller yields */
 #define THREADPOOL_SPIN 20000
 
 struct threadpool {
@@ -21,6 +22,7 @@ struct threadpool {
     atomic_uint generation; /* bumped for every job */
     atomic_int n_pending;   /* workers still running the current job */
     atomic_bool stop;
+    atomic_int n_sleeping;  /* workers blocked (or about to block) on the condition variable */
     /* the current job (written before generation is bumped) */
     threadpool_task_fn fn;
     void *ctx;
@@ -51,9 +53,12 @@ static void *threadpool_worker(void *p)
                 continue;
             }
             pthread_mutex_lock(&tp->lock);
+            atomic_fetch_add(&tp->n_sleeping, 1);
             while (atomic_load(&tp->generation) == seen && !atomic_load(&tp->stop))
                 pthread_cond_wait(&tp->wake, &tp->lock);
+            atomic_fetch_sub(&tp->n_sleeping, 1);
             pthread_mutex_unlock(&tp->lock);
+            spins = 0;
         }
         if (atomic_load(&tp->stop))
             return NULL;
@@ -117,14 +122,19 @@ void threadpool_run(struct threadpool *tp, int n, threadpool_task_fn fn, void *c
     tp->ctx = ctx;
     tp->n_active = n;
     atomic_store(&tp->n_pending, tp->n_threads - 1);
-    pthread_mutex_lock(&tp->lock);
-    atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
-    pthread_cond_broadcast(&tp->wake);
-    pthread_mutex_unlock(&tp->lock);
+    /* Dekker pair with the worker's n_sleeping increment: either the worker sees the new
+     * generation before it waits, or we see it sleeping and wake it under the lock. Spinning
+     * workers need no syscall. */
+    atomic_fetch_add(&tp->generation, 1);
+    if (atomic_load(&tp->n_sleeping) > 0) {
+        pthread_mutex_lock(&tp->lock);
+        pthread_cond_broadcast(&tp->wake);
+        pthread_mutex_unlock(&tp->lock);
+    }
     fn(ctx, 0, n);
     int spins = 0;
     while (atomic_load_explicit(&tp->n_pending, memory_order_acquire) > 0) {
-        if (++spins > 1000)
+        if (++spins > THREADPOOL_SPIN)
             sched_yield();
 #if defined(__x86_64__)
         else

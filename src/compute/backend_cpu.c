@@ -18,6 +18,8 @@
 #include "cinder/xalloc.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,12 +190,28 @@ static void cpu_get_rows(struct backend *be, const struct tensor *w, const int32
                    &t);
 }
 
-static void cpu_rmsnorm(struct backend *be, float *out, const float *x, const struct tensor *w,
-                        int32_t n_rows, int32_t n_cols, float eps)
+/* Elementwise ops run on one thread below this many elements (a hand-off costs ~1-5 us). */
+#define CPU_MIN_ELEMS_PER_THREAD 65536
+
+static int cpu_threads_elems(struct backend_cpu *c, int64_t n)
 {
-    CND_UNUSED(be);
-    const float *wd = w->data;
-    for (int32_t r = 0; r < n_rows; r++) {
+    int nt = (int)(n / CPU_MIN_ELEMS_PER_THREAD);
+    if (nt < 1)
+        nt = 1;
+    return nt < c->n_active ? nt : c->n_active;
+}
+
+struct rmsnorm_task {
+    float *out;
+    const float *x, *w;
+    int32_t n_rows, n_cols;
+    float eps;
+};
+
+static void rmsnorm_rows(float *out, const float *x, const float *wd, int32_t r0, int32_t r1,
+                         int32_t n_cols, float eps)
+{
+    for (int32_t r = r0; r < r1; r++) {
         const float *xr = x + (size_t)r * n_cols;
         float *yr = out + (size_t)r * n_cols;
         double sum = 0.0;
@@ -206,21 +224,147 @@ static void cpu_rmsnorm(struct backend *be, float *out, const float *x, const st
     }
 }
 
-static void cpu_silu_mul(struct backend *be, float *out, const float *gate, const float *up,
-                         int64_t n)
+static void rmsnorm_task(void *p, int ith, int nth)
 {
-    CND_UNUSED(be);
-    for (int64_t i = 0; i < n; i++) {
+    struct rmsnorm_task *t = p;
+    int64_t lo, hi;
+    split_range(t->n_rows, ith, nth, 1, &lo, &hi);
+    rmsnorm_rows(t->out, t->x, t->w, (int32_t)lo, (int32_t)hi, t->n_cols, t->eps);
+}
+
+static void cpu_rmsnorm(struct backend *be, float *out, const float *x, const struct tensor *w,
+                        int32_t n_rows, int32_t n_cols, float eps)
+{
+    struct backend_cpu *c = cpu(be);
+    struct rmsnorm_task t = {out, x, w->data, n_rows, n_cols, eps};
+    int nt = cpu_threads_elems(c, (int64_t)n_rows * n_cols);
+    if (nt > n_rows)
+        nt = n_rows;
+    if (nt <= 1)
+        rmsnorm_rows(out, x, w->data, 0, n_rows, n_cols, eps);
+    else
+        threadpool_run(c->pool, nt, rmsnorm_task, &t);
+}
+
+#if defined(__x86_64__)
+#define TGT512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,f16c,fma")))
+/* e^x for |x| <= 88: n = round(x log2 e), r = x - n ln2 (two-part), degree-6 Taylor on
+ * |r| <= ln2/2 (relative error ~2e-7, about 2 ulp), scaled by 2^n with vscalefps (which also
+ * gives 0 / inf outside the range). */
+TGT512 static inline __m512 exp512(__m512 x)
+{
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-104.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+TGT512 static void silu_mul_avx512(float *out, const float *gate, const float *up, int64_t n)
+{
+    int64_t i = 0;
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+        const __m512 u = _mm512_maskz_loadu_ps(m, up + i);
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        const __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, u));
+    }
+}
+
+/* in place: s[j] = exp(s[j] - max) */
+TGT512 static void exp_sub_avx512(float *s, int32_t n, float max)
+{
+    const __m512 vm = _mm512_set1_ps(max);
+    for (int32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, s + i);
+        _mm512_mask_storeu_ps(s + i, m, exp512(_mm512_sub_ps(v, vm)));
+    }
+}
+#endif
+
+static bool cpu_has_avx512(const struct backend_cpu *c)
+{
+    return c->simd >= QUANT_SIMD_AVX512;
+}
+
+static void silu_mul_range(const struct backend_cpu *c, float *out, const float *gate,
+                           const float *up, int64_t lo, int64_t hi)
+{
+#if defined(__x86_64__)
+    if (cpu_has_avx512(c)) {
+        silu_mul_avx512(out + lo, gate + lo, up + lo, hi - lo);
+        return;
+    }
+#else
+    CND_UNUSED(c);
+#endif
+    for (int64_t i = lo; i < hi; i++) {
         float g = gate[i];
         out[i] = (g / (1.0f + expf(-g))) * up[i];
     }
 }
 
+struct ew_task {
+    struct backend_cpu *c;
+    float *out;
+    const float *a, *b;
+    int64_t n;
+};
+
+static void silu_mul_task(void *p, int ith, int nth)
+{
+    struct ew_task *t = p;
+    int64_t lo, hi;
+    split_range(t->n, ith, nth, 16, &lo, &hi);
+    silu_mul_range(t->c, t->out, t->a, t->b, lo, hi);
+}
+
+static void cpu_silu_mul(struct backend *be, float *out, const float *gate, const float *up,
+                         int64_t n)
+{
+    struct backend_cpu *c = cpu(be);
+    struct ew_task t = {c, out, gate, up, n};
+    int nt = cpu_threads_elems(c, n * 4);
+    if (nt <= 1)
+        silu_mul_range(c, out, gate, up, 0, n);
+    else
+        threadpool_run(c->pool, nt, silu_mul_task, &t);
+}
+
+static void add_range(float *out, const float *a, const float *b, int64_t lo, int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++)
+        out[i] = a[i] + b[i];
+}
+
+static void add_task(void *p, int ith, int nth)
+{
+    struct ew_task *t = p;
+    int64_t lo, hi;
+    split_range(t->n, ith, nth, 16, &lo, &hi);
+    add_range(t->out, t->a, t->b, lo, hi);
+}
+
 static void cpu_add(struct backend *be, float *out, const float *a, const float *b, int64_t n)
 {
-    CND_UNUSED(be);
-    for (int64_t i = 0; i < n; i++)
-        out[i] = a[i] + b[i];
+    struct backend_cpu *c = cpu(be);
+    struct ew_task t = {c, out, a, b, n};
+    int nt = cpu_threads_elems(c, n);
+    if (nt <= 1)
+        add_range(out, a, b, 0, n);
+    else
+        threadpool_run(c->pool, nt, add_task, &t);
 }
 
 static void cpu_gather_rows(struct backend *be, float *out, const float *x, const int32_t *rows,
@@ -234,22 +378,33 @@ static void cpu_gather_rows(struct backend *be, float *out, const float *x, cons
 
 /* ---- RoPE (llama.cpp's rope cache: theta multiplied by theta_scale pair by pair, in float) ---- */
 
-static void cpu_rope(struct backend *be, float *x, int32_t n_rows, int32_t n_heads,
-                     const struct rope_params *rp)
+struct rope_task {
+    struct backend_cpu *c;
+    float *x;
+    int32_t n_rows, n_heads;
+    const struct rope_params *rp;
+};
+
+static void rope_rows(struct backend_cpu *c, float *x, int32_t r0, int32_t r1, int32_t n_heads,
+                      const struct rope_params *rp)
 {
-    struct backend_cpu *c = cpu(be);
     const int32_t hd = rp->head_dim, n_rot = rp->n_rot;
     const float theta_scale = powf(rp->freq_base, -2.0f / (float)n_rot);
     float cache[2 * 1024];
     CND_ASSERT(n_rot <= 1024);
-    for (int32_t r = 0; r < n_rows; r++) {
-        float theta = (float)c->batch->positions[r];
-        for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
-            const float ff = rp->freq_factors ? rp->freq_factors[i0 / 2] : 1.0f;
-            const float th = rp->freq_scale * (theta / ff);
-            cache[i0] = cosf(th);
-            cache[i0 + 1] = sinf(th);
-            theta *= theta_scale;
+    int32_t cached_pos = -1;
+    for (int32_t r = r0; r < r1; r++) {
+        const int32_t pos = c->batch->positions[r];
+        if (pos != cached_pos) {
+            float theta = (float)pos;
+            for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
+                const float ff = rp->freq_factors ? rp->freq_factors[i0 / 2] : 1.0f;
+                const float th = rp->freq_scale * (theta / ff);
+                cache[i0] = cosf(th);
+                cache[i0 + 1] = sinf(th);
+                theta *= theta_scale;
+            }
+            cached_pos = pos;
         }
         for (int32_t h = 0; h < n_heads; h++) {
             float *v = x + ((size_t)r * n_heads + h) * hd;
@@ -272,6 +427,30 @@ static void cpu_rope(struct backend *be, float *x, int32_t n_rows, int32_t n_hea
     }
 }
 
+static void rope_task(void *p, int ith, int nth)
+{
+    struct rope_task *t = p;
+    int64_t lo, hi;
+    split_range(t->n_rows, ith, nth, 1, &lo, &hi);
+    rope_rows(t->c, t->x, (int32_t)lo, (int32_t)hi, t->n_heads, t->rp);
+}
+
+static void cpu_rope(struct backend *be, float *x, int32_t n_rows, int32_t n_heads,
+                     const struct rope_params *rp)
+{
+    struct backend_cpu *c = cpu(be);
+    /* each row costs n_rot sincos (~40 ns each) plus the rotation */
+    int nt = cpu_threads_elems(c, (int64_t)n_rows * (rp->n_rot * 16 + n_heads * rp->n_rot));
+    if (nt > n_rows)
+        nt = n_rows;
+    if (nt <= 1) {
+        rope_rows(c, x, 0, n_rows, n_heads, rp);
+        return;
+    }
+    struct rope_task t = {c, x, n_rows, n_heads, rp};
+    threadpool_run(c->pool, nt, rope_task, &t);
+}
+
 /* ---- matmul ---- */
 
 struct matmul_task {
@@ -283,46 +462,80 @@ struct matmul_task {
     float *out;
     size_t act_row;
     const float *bias;
+    bool quantize; /* quantize the activations inside the task (then a barrier) */
+    int64_t chunk_rows, n_chunks;
+    atomic_int next_chunk;
+    atomic_int n_quantized;
 };
 
-static void matmul_quantize_task(void *p, int ith, int nth)
+/* rows [r0, r1) of the output for every column */
+static void matmul_rows(struct matmul_task *t, int64_t r0, int64_t r1)
 {
-    struct matmul_task *t = p;
-    int64_t lo, hi;
-    split_range(t->n, ith, nth, 1, &lo, &hi);
-    const int64_t n_in = t->w->ne[0];
-    for (int64_t i = lo; i < hi; i++)
-        t->k->quantize_act(t->x + i * n_in, t->c->act + (size_t)i * t->act_row, n_in);
+    const int64_t n_in = t->w->ne[0], n_out = t->w->ne[1];
+    const size_t w_row = t->w->nb[1];
+    const uint8_t *wd = t->w->data;
+    const uint8_t *act = t->c->act;
+    if (t->k->gemm) {
+        t->k->gemm(n_in, wd + (size_t)r0 * w_row, w_row, r1 - r0, act, t->act_row, t->n,
+                   t->out + r0, 1, (size_t)n_out);
+    } else {
+        for (int64_t r = r0; r < r1; r += QUANT_TILE_MAX) {
+            int nr = (int)CND_MIN(QUANT_TILE_MAX, r1 - r);
+            for (int32_t col = 0; col < t->n; col += QUANT_TILE_MAX) {
+                int nc = (int)CND_MIN(QUANT_TILE_MAX, t->n - col);
+                float tile[QUANT_TILE_MAX * QUANT_TILE_MAX];
+                t->k->vec_dot_tile(n_in, wd + (size_t)r * w_row, w_row, nr,
+                                   act + (size_t)col * t->act_row, t->act_row, nc, tile,
+                                   QUANT_TILE_MAX);
+                /* the tile is [weight row][token]; out is [token][output row] */
+                for (int cc = 0; cc < nc; cc++)
+                    for (int rr = 0; rr < nr; rr++)
+                        t->out[(size_t)(col + cc) * (size_t)n_out + (size_t)(r + rr)] =
+                            tile[rr * QUANT_TILE_MAX + cc];
+            }
+        }
+    }
+    if (t->bias) {
+        for (int32_t col = 0; col < t->n; col++)
+            for (int64_t i = r0; i < r1; i++)
+                t->out[(size_t)col * (size_t)n_out + (size_t)i] += t->bias[i];
+    }
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* One dispatch per matmul: (optionally) quantize a share of the activation rows, wait for the
+ * others, then take row chunks from a shared counter (dynamic: on a shared machine one core
+ * is often slower, and a static split would make the other wait). */
 static void matmul_task(void *p, int ith, int nth)
 {
     struct matmul_task *t = p;
-    const int64_t n_in = t->w->ne[0], n_out = t->w->ne[1];
-    const size_t w_row = t->w->nb[1];
-    int64_t lo, hi;
-    split_range(n_out, ith, nth, QUANT_TILE_MAX, &lo, &hi);
-    const uint8_t *wd = t->w->data;
-    const uint8_t *act = t->c->act;
-    for (int64_t r = lo; r < hi; r += QUANT_TILE_MAX) {
-        int nr = (int)CND_MIN(QUANT_TILE_MAX, hi - r);
-        for (int32_t col = 0; col < t->n; col += QUANT_TILE_MAX) {
-            int nc = (int)CND_MIN(QUANT_TILE_MAX, t->n - col);
-            float tile[QUANT_TILE_MAX * QUANT_TILE_MAX];
-            t->k->vec_dot_tile(n_in, wd + (size_t)r * w_row, w_row, nr,
-                               act + (size_t)col * t->act_row, t->act_row, nc, tile,
-                               QUANT_TILE_MAX);
-            /* the tile is [weight row][token]; out is [token][output row] */
-            for (int cc = 0; cc < nc; cc++)
-                for (int rr = 0; rr < nr; rr++)
-                    t->out[(size_t)(col + cc) * (size_t)n_out + (size_t)(r + rr)] =
-                        tile[rr * QUANT_TILE_MAX + cc];
-        }
-        if (t->bias) {
-            for (int32_t col = 0; col < t->n; col++)
-                for (int64_t i = r; i < r + nr; i++)
-                    t->out[(size_t)col * (size_t)n_out + (size_t)i] += t->bias[i];
-        }
+    if (t->quantize) {
+        int64_t lo, hi;
+        split_range(t->n, ith, nth, 1, &lo, &hi);
+        const int64_t n_in = t->w->ne[0];
+        for (int64_t i = lo; i < hi; i++)
+            t->k->quantize_act(t->x + i * n_in, t->c->act + (size_t)i * t->act_row, n_in);
+        atomic_fetch_add_explicit(&t->n_quantized, 1, memory_order_acq_rel);
+        int spins = 0;
+        while (atomic_load_explicit(&t->n_quantized, memory_order_acquire) < nth)
+            if (++spins < 4096)
+                cpu_relax();
+            else
+                sched_yield(); /* the other thread was descheduled (oversubscribed machine) */
+    }
+    const int64_t n_out = t->w->ne[1];
+    for (;;) {
+        const int64_t ch = atomic_fetch_add_explicit(&t->next_chunk, 1, memory_order_relaxed);
+        if (ch >= t->n_chunks)
+            break;
+        const int64_t r0 = ch * t->chunk_rows;
+        matmul_rows(t, r0, CND_MIN(n_out, r0 + t->chunk_rows));
     }
 }
 
@@ -332,18 +545,40 @@ static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, c
     struct backend_cpu *c = cpu(be);
     const struct quant_kernels *k = quant_get_kernels(w->dtype, c->simd);
     CND_ASSERT(k != NULL);
-    size_t act_row = dtype_row_size(k->vec_dot_type, w->ne[0]);
-    size_t need = act_row * (size_t)n;
+    const int64_t n_in = w->ne[0], n_out = w->ne[1];
+    size_t act_row = dtype_row_size(k->vec_dot_type, n_in);
+    size_t need = act_row * (size_t)n + 64; /* + slack: kernels may read a vector past a row */
     if (need > c->act_cap) {
         free(c->act);
         c->act = cpu_alloc(be, need);
         CND_ASSERT(c->act != NULL);
         c->act_cap = need;
     }
-    struct matmul_task t = {c, k, w, x, n, out, act_row, bias ? bias->data : NULL};
-    double work = (double)w->ne[0] * (double)w->ne[1] * (double)n;
-    threadpool_run(c->pool, cpu_threads_for(c, (double)w->ne[0] * n * 8), matmul_quantize_task, &t);
-    threadpool_run(c->pool, cpu_threads_for(c, work), matmul_task, &t);
+    const double work = (double)n_in * (double)n_out * (double)n;
+    const int nt = cpu_threads_for(c, work);
+    struct matmul_task t = {
+        .c = c, .k = k, .w = w, .x = x, .n = n, .out = out, .act_row = act_row,
+        .bias = bias ? bias->data : NULL,
+    };
+    /* a few rows of activations are quantized by the caller (cheaper than a barrier) */
+    t.quantize = nt > 1 && n > 4;
+    if (!t.quantize)
+        for (int32_t i = 0; i < n; i++)
+            k->quantize_act(x + (size_t)i * n_in, c->act + (size_t)i * act_row, n_in);
+    /* chunks: multiples of 16 rows, about 8 per thread (fewer, larger ones for big batches so
+     * each weight panel is reused across all columns while it sits in cache) */
+    int64_t chunk = (n_out + 8 * nt - 1) / (8 * nt);
+    chunk = (chunk + 15) & ~(int64_t)15;
+    if (chunk < 16)
+        chunk = 16;
+    t.chunk_rows = chunk;
+    t.n_chunks = (n_out + chunk - 1) / chunk;
+    atomic_init(&t.next_chunk, 0);
+    atomic_init(&t.n_quantized, 0);
+    if (nt <= 1)
+        matmul_task(&t, 0, 1);
+    else
+        threadpool_run(c->pool, nt, matmul_task, &t);
 }
 
 /* ---- attention ---- */
@@ -398,6 +633,56 @@ __attribute__((target("avx2,fma,f16c"))) static void axpy_f16_avx2(float *y, flo
 }
 #endif
 
+#if defined(__x86_64__)
+TGT512 static inline float dot_f16_512(const float *q, const uint16_t *k, int n)
+{
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 kv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i));
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), kv, acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+TGT512 static inline void axpy_f16_512(float *y, float a, const uint16_t *v, int n)
+{
+    const __m512 av = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 vv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v + i));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, vv, _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+/* one (row, head) of F16-cache attention with AVX-512: scores, softmax, weighted V sum */
+TGT512 static void attn_head_512(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs,
+                                 size_t kv_dim, size_t head_off, const float *qr, int32_t hd,
+                                 int32_t pos, float scale, float *scores, float *o)
+{
+    float max = -INFINITY;
+    for (int32_t j = 0; j <= pos; j++) {
+        const size_t slot = (size_t)bt[j / bs] * (size_t)bs + (size_t)(j % bs);
+        const size_t off = slot * kv_dim + head_off;
+        const float s = dot_f16_512(qr, (const uint16_t *)(const void *)(K + off * 2), hd) * scale;
+        scores[j] = s;
+        max = s > max ? s : max;
+    }
+    exp_sub_avx512(scores, pos + 1, max);
+    double sum = 0.0;
+    for (int32_t j = 0; j <= pos; j++)
+        sum += (double)scores[j];
+    const float inv = (float)(1.0 / sum);
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int32_t j = 0; j <= pos; j++) {
+        const float w = fp16_to_fp32(fp32_to_fp16(scores[j] * inv));
+        const size_t slot = (size_t)bt[j / bs] * (size_t)bs + (size_t)(j % bs);
+        const size_t off = slot * kv_dim + head_off;
+        axpy_f16_512(o, w, (const uint16_t *)(const void *)(V + off * 2), hd);
+    }
+}
+#endif
+
 struct attn_task {
     struct backend_cpu *c;
     int32_t layer;
@@ -432,6 +717,13 @@ static void attn_task(void *p, int ith, int nth)
         const float *q = t->q + ((size_t)row * n_head + h) * hd;
         for (int32_t i = 0; i < hd; i++)
             qr[i] = kv_round(c, q[i]);
+#if defined(__x86_64__)
+        if (c->kv_elem == 2 && cpu_has_avx512(c)) {
+            attn_head_512(K, V, bt, bs, kv_dim, (size_t)kvh * hd, qr, hd, pos, ap->scale, scores,
+                          t->out + ((size_t)row * n_head + h) * hd);
+            continue;
+        }
+#endif
         float max = -INFINITY;
         for (int32_t j = 0; j <= pos; j++) {
             size_t slot = (size_t)bt[j / bs] * (size_t)bs + (size_t)(j % bs);

@@ -12,6 +12,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni);
@@ -120,118 +121,264 @@ KINL_F __m512 ld16_bf16(const uint8_t *p, __mmask16 m)
     }
 
 FLOAT_KERNEL(k_f32, 4, ld16_f32)
-FLOAT_KERNEL(k_f16, 2, ld16_f16)
 FLOAT_KERNEL(k_bf16, 2, ld16_bf16)
 DEFINE_DOT_TILE(TGT_F, f32, k_f32)
-DEFINE_DOT_TILE(TGT_F, f16, k_f16)
 DEFINE_DOT_TILE(TGT_F, bf16, k_bf16)
 
 /* ------------------------------------------------------------------------------------------ */
-/* Q4_0 / Q8_0 against Q8_0: two blocks per 512-bit vector (lanes 0..7 block b, 8..15 b+1),
- * four blocks per step. */
+/* Prepared-activation kernels (F16, Q4_0, Q8_0). The activation columns of a call are first
+ * rewritten into a kernel-friendly layout (exactly: no rounding happens there), then an R x C
+ * micro-kernel (R in {1, 4}, C <= CMAX) runs over it. vec_dot, vec_dot_tile and gemm are all
+ * this one driver, and every (row, column) pair runs the same instruction sequence into its own
+ * accumulator whatever R, C and the pair's place in the tile, so all three agree bit for bit. */
 
-/* f16 scales of two blocks -> 16 floats [d0 x8, d1 x8]; a missing block gives 0 */
-KINL_V __m512 pair_scale(const uint8_t *b0, const uint8_t *b1)
-{
-    uint16_t h0, h1 = 0;
-    memcpy(&h0, b0, 2);
-    if (b1)
-        memcpy(&h1, b1, 2);
-    const __m256i v = _mm256_mask_set1_epi16(_mm256_set1_epi16((short)h0), 0xFF00, (short)h1);
-    return _mm512_cvtph_ps(v);
-}
+#define PREP_STACK (96 * 1024)
 
-/* Q4_0 weights of two blocks: 64 nibbles in element order */
-KINL_V __m512i wq2_q4_0(const uint8_t *b0, const uint8_t *b1)
-{
-    const __m128i x0 = _mm_loadu_si128((const __m128i *)(const void *)(b0 + 2));
-    const __m128i x1 = b1 ? _mm_loadu_si128((const __m128i *)(const void *)(b1 + 2))
-                          : _mm_set1_epi8(0);
-    const __m256i y0 = _mm256_set_m128i(_mm_srli_epi16(x0, 4), x0);
-    const __m256i y1 = _mm256_set_m128i(_mm_srli_epi16(x1, 4), x1);
-    return _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(y0), y1, 1),
-                            _mm512_set1_epi8(0x0F));
-}
-
-/* Q8_0 weights of two blocks as unsigned w + 128 (a missing block gives 0, not 128) */
-KINL_V __m512i wq2_q8_0(const uint8_t *b0, const uint8_t *b1)
-{
-    const __m256i y0 = _mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2));
-    const __m256i s = _mm256_set1_epi8((char)0x80);
-    const __m256i y1 = b1 ? _mm256_xor_si256(
-                                _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2)), s)
-                          : _mm256_setzero_si256();
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_xor_si256(y0, s)), y1, 1);
-}
-
-KINL_V __m512i aq2(const uint8_t *b0, const uint8_t *b1)
-{
-    const __m256i y0 = _mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2));
-    const __m256i y1 = b1 ? _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2))
-                          : _mm256_setzero_si256();
-    return _mm512_inserti64x4(_mm512_castsi256_si512(y0), y1, 1);
-}
-
-#define PAIR_KERNEL(kname, WQ2, WBYTES, OFF)                                                       \
-    KINL_V void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,        \
-                      float *out, size_t os, const int R, const int C)                             \
+/* driver: column blocks of up to CMAX prepared columns, rows in fours then singles */
+#define MK_CASE(mk, R, C)                                                                          \
+    case C: mk(n, w + (size_t)r0 * ws, ws, prep, pb, out + r0 * ors + c0 * ocs, ors, ocs, R, C); break;
+#define DEFINE_PREP_GEMM(TGT, name, PREP, PREP_BYTES, MK, CMAX, CASES4, CASES1)                     \
+    TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va, \
+                                size_t as, int64_t nc, float *out, size_t ors, size_t ocs)         \
     {                                                                                              \
-        const int64_t nb = n / 32;                                                                 \
-        __m512 acc[4][4];                                                                          \
-        UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm512_setzero_ps();                                 \
-        const __m512i off = _mm512_set1_epi8((char)(OFF));                                         \
-        for (int64_t ib = 0; ib < nb; ib += 4) {                                                   \
-            const int nv = nb - ib < 4 ? (int)(nb - ib) : 4; /* valid blocks in this step */      \
-            __m512i q[4][2];                                                                       \
-            __m512 dw[4][2];                                                                       \
+        const uint8_t *w = vw, *a = va;                                                            \
+        const size_t pb = PREP_BYTES(n);                                                           \
+        _Alignas(64) uint8_t stack[PREP_STACK];                                                    \
+        uint8_t *prep = stack;                                                                     \
+        if (pb * CMAX > sizeof(stack)) {                                                           \
+            prep = aligned_alloc(64, pb * CMAX);                                                   \
+            if (!prep)                                                                             \
+                abort();                                                                           \
+        }                                                                                          \
+        for (int64_t c0 = 0; c0 < nc; c0 += CMAX) {                                                \
+            const int C = nc - c0 < CMAX ? (int)(nc - c0) : CMAX;                                  \
+            for (int c = 0; c < C; c++)                                                            \
+                PREP(n, a + (size_t)(c0 + c) * as, prep + (size_t)c * pb);                         \
+            int64_t r0 = 0;                                                                        \
+            for (; r0 + 4 <= nr; r0 += 4)                                                          \
+                switch (C) { CASES4 default: break; }                                              \
+            for (; r0 < nr; r0++)                                                                  \
+                switch (C) { CASES1 default: break; }                                              \
+        }                                                                                          \
+        if (prep != stack)                                                                         \
+            free(prep);                                                                            \
+    }                                                                                              \
+    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
+    {                                                                                              \
+        float o;                                                                                   \
+        name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
+        return o;                                                                                  \
+    }                                                                                              \
+    TGT static void name##_tile(int64_t n, const void *w, size_t ws, int nr, const void *a,       \
+                                size_t as, int nc, float *out, size_t os)                         \
+    {                                                                                              \
+        name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
+    }
+
+/* ---- F16 x F16: activations widened to F32 (exact); acc = fma(w, a, acc) per 16 elements,
+ * one accumulator per pair, masked tail; horizontal sum in fixed order ---- */
+
+static inline size_t f16_prep_bytes(int64_t n)
+{
+    return (size_t)((n + 15) / 16) * 64;
+}
+
+TGT_F static void f16_prep(int64_t n, const uint8_t *a, uint8_t *p)
+{
+    float *o = (float *)(void *)p;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_store_ps(o + i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + 2 * i)));
+    }
+}
+
+KINL_F void mk_f16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *prep, size_t pb,
+                   float *out, size_t ors, size_t ocs, const int R, const int C)
+{
+    __m512 acc[4][6];
+    UNROLL FOR_R _Pragma("GCC unroll 6") FOR_C acc[r][c] = _mm512_setzero_ps();
+    const float *ap = (const float *)(const void *)prep;
+    const size_t pf = pb / 4;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 wv[4];
+        UNROLL FOR_R
+        {
+            _mm_prefetch((const char *)(w + r * ws + i * 2 + 512), _MM_HINT_T0);
+            wv[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(w + r * ws + i * 2)));
+        }
+        _Pragma("GCC unroll 6") FOR_C
+        {
+            const __m512 av = _mm512_load_ps(ap + c * pf + i);
+            UNROLL FOR_R acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);
+        }
+    }
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 wv[4];
+        UNROLL FOR_R wv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + r * ws + i * 2));
+        _Pragma("GCC unroll 6") FOR_C
+        {
+            const __m512 av = _mm512_load_ps(ap + c * pf + i);
+            UNROLL FOR_R acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);
+        }
+    }
+    UNROLL FOR_R _Pragma("GCC unroll 6") FOR_C out[r * ors + c * ocs] = hsum16(acc[r][c]);
+}
+
+#define F16_C4 MK_CASE(mk_f16, 4, 1) MK_CASE(mk_f16, 4, 2) MK_CASE(mk_f16, 4, 3) \
+    MK_CASE(mk_f16, 4, 4) MK_CASE(mk_f16, 4, 5) MK_CASE(mk_f16, 4, 6)
+#define F16_C1 MK_CASE(mk_f16, 1, 1) MK_CASE(mk_f16, 1, 2) MK_CASE(mk_f16, 1, 3) \
+    MK_CASE(mk_f16, 1, 4) MK_CASE(mk_f16, 1, 5) MK_CASE(mk_f16, 1, 6)
+DEFINE_PREP_GEMM(TGT_F, f16, f16_prep, f16_prep_bytes, mk_f16, 6, F16_C4, F16_C1)
+
+/* ---- Q4_0 / Q8_0 x Q8_0, four blocks (128 elements) per group: a 512-bit vector holds the
+ * first 16 quants of each of the 4 blocks ("lo", 128-bit lane b = block b), another the last
+ * 16 ("hi"). Per pair and group: isum = init + dpbusd(w_lo, a_lo) + dpbusd(w_hi, a_hi) (exact
+ * int32 per lane), acc = fma(float(isum), d_w * d_a, acc) with d broadcast per lane group. The
+ * weights enter vpdpbusd unsigned (Q4_0 nibbles 0..15, Q8_0 as w + 128); init = -8 (-128)
+ * times the lane's activation sum, prepared with the activations. Prepared group: a_lo[64],
+ * a_hi[64], init i32[16], d f32[16]. A partial last group is zero-padded (weights copied to a
+ * zeroed buffer: scale 0). ---- */
+
+#define Q8G_BYTES 256
+
+static inline size_t q8g_prep_bytes(int64_t n)
+{
+    return (size_t)((n / 32 + 3) / 4) * Q8G_BYTES;
+}
+
+KINL_V __m512i ld4x16(const uint8_t *p, size_t stride)
+{
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)p));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + stride)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + 2 * stride)), 2);
+    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + 3 * stride)), 3);
+}
+
+/* the f16 scales at p, p + 34, p + 68, p + 102 -> 16 floats [d0 x4, d1 x4, d2 x4, d3 x4] */
+KINL_V __m512 sc4_34(const uint8_t *p)
+{
+    const __m512i lo = _mm512_loadu_si512(p), hi = _mm512_loadu_si512(p + 64);
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 51, 51,
+                                         51, 51, 34, 34, 34, 34, 17, 17, 17, 17, 0, 0, 0, 0);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(lo, idx, hi)));
+}
+
+/* the f16 scales at p, p + 18, p + 36, p + 54 */
+KINL_V __m512 sc4_18(const uint8_t *p)
+{
+    const __m512i v = _mm512_loadu_si512(p);
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 27,
+                                         27, 27, 18, 18, 18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, v)));
+}
+
+KINL_V void q8g_prep_group(const uint8_t *a, uint8_t *p, char off)
+{
+    const __m512i lo = ld4x16(a + 2, 34), hi = ld4x16(a + 18, 34);
+    const __m512i o = _mm512_set1_epi8(off);
+    const __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), o, lo), o, hi);
+    _mm512_store_si512(p, lo);
+    _mm512_store_si512(p + 64, hi);
+    _mm512_store_si512(p + 128, _mm512_sub_epi32(_mm512_setzero_si512(), s));
+    _mm512_store_ps(p + 192, sc4_34(a));
+}
+
+KINL_V void q8g_prep(int64_t n, const uint8_t *a, uint8_t *p, char off)
+{
+    const int64_t nb = n / 32, ng = nb / 4;
+    for (int64_t g = 0; g < ng; g++)
+        q8g_prep_group(a + g * 136, p + g * Q8G_BYTES, off);
+    if (nb % 4) {
+        uint8_t tmp[4 * 34 + 64] = {0};
+        memcpy(tmp, a + ng * 136, (size_t)(nb % 4) * 34);
+        q8g_prep_group(tmp, p + ng * Q8G_BYTES, off);
+    }
+}
+
+TGT_V static void q4_0_prep(int64_t n, const uint8_t *a, uint8_t *p)
+{
+    q8g_prep(n, a, p, 8);
+}
+
+TGT_V static void q8_0_prep(int64_t n, const uint8_t *a, uint8_t *p)
+{
+    q8g_prep(n, a, p, (char)0x80);
+}
+
+/* weights of one group: lo/hi unsigned quants and the scales */
+KINL_V void wg_q4_0(const uint8_t *b, __m512i *lo, __m512i *hi, __m512 *d)
+{
+    const __m512i q = ld4x16(b + 2, 18), m4 = _mm512_set1_epi8(0x0F);
+    *lo = _mm512_and_si512(q, m4);
+    *hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+    *d = sc4_18(b);
+}
+
+KINL_V void wg_q8_0(const uint8_t *b, __m512i *lo, __m512i *hi, __m512 *d)
+{
+    const __m512i s = _mm512_set1_epi8((char)0x80);
+    *lo = _mm512_xor_si512(ld4x16(b + 2, 34), s);
+    *hi = _mm512_xor_si512(ld4x16(b + 18, 34), s);
+    *d = sc4_34(b);
+}
+
+#define Q8G_KERNEL(kname, WG, GB)                                                                  \
+    KINL_V void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *prep, size_t pb,     \
+                      float *out, size_t ors, size_t ocs, const int R, const int C)                \
+    {                                                                                              \
+        const int64_t nb = n / 32, ng = (nb + 3) / 4;                                              \
+        _Alignas(64) uint8_t tail[4][4 * GB + 64];                                                 \
+        if (nb % 4) {                                                                              \
             UNROLL FOR_R                                                                           \
             {                                                                                      \
-                const uint8_t *wb = w + r * ws + ib * WBYTES;                                      \
-                for (int p = 0; p < 2; p++) {                                                      \
-                    if (2 * p < nv) {                                                              \
-                        const uint8_t *b1 = 2 * p + 1 < nv ? wb + (2 * p + 1) * WBYTES : NULL;     \
-                        q[r][p] = WQ2(wb + 2 * p * WBYTES, b1);                                    \
-                        dw[r][p] = pair_scale(wb + 2 * p * WBYTES, b1);                            \
-                    } else {                                                                       \
-                        q[r][p] = _mm512_setzero_si512();                                          \
-                        dw[r][p] = _mm512_setzero_ps();                                            \
-                    }                                                                              \
-                }                                                                                  \
+                memset(tail[r], 0, sizeof(tail[r]));                                               \
+                memcpy(tail[r], w + r * ws + (nb / 4) * 4 * GB, (size_t)(nb % 4) * GB);            \
+            }                                                                                      \
+        }                                                                                          \
+        __m512 acc[4][4];                                                                          \
+        UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm512_setzero_ps();                                 \
+        for (int64_t g = 0; g < ng; g++) {                                                         \
+            __m512i wl[4], wh[4];                                                                  \
+            __m512 dw[4];                                                                          \
+            const bool full = g < nb / 4;                                                          \
+            UNROLL FOR_R                                                                           \
+            {                                                                                      \
+                const uint8_t *wb = full ? w + r * ws + g * 4 * GB : tail[r];                      \
+                _mm_prefetch((const char *)(wb + 8 * 4 * GB), _MM_HINT_T0);                        \
+                _mm_prefetch((const char *)(wb + 8 * 4 * GB + 64), _MM_HINT_T0);                   \
+                WG(wb, &wl[r], &wh[r], &dw[r]);                                                    \
             }                                                                                      \
             UNROLL FOR_C                                                                           \
             {                                                                                      \
-                const uint8_t *ab = a + c * as + ib * 34;                                          \
-                __m512i av[2], nc0[2];                                                             \
-                __m512 da[2];                                                                      \
-                for (int p = 0; p < 2; p++) {                                                      \
-                    if (2 * p < nv) {                                                              \
-                        const uint8_t *b1 = 2 * p + 1 < nv ? ab + (2 * p + 1) * 34 : NULL;         \
-                        av[p] = aq2(ab + 2 * p * 34, b1);                                          \
-                        da[p] = pair_scale(ab + 2 * p * 34, b1);                                   \
-                    } else {                                                                       \
-                        av[p] = _mm512_setzero_si512();                                            \
-                        da[p] = _mm512_setzero_ps();                                               \
-                    }                                                                              \
-                    nc0[p] = _mm512_sub_epi32(_mm512_setzero_si512(),                              \
-                                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, av[p])); \
-                }                                                                                  \
+                const uint8_t *pg = prep + c * pb + g * Q8G_BYTES;                                 \
+                const __m512i al = _mm512_load_si512(pg), ah = _mm512_load_si512(pg + 64);         \
+                const __m512i init = _mm512_load_si512(pg + 128);                                  \
+                const __m512 da = _mm512_load_ps(pg + 192);                                        \
                 UNROLL FOR_R                                                                       \
                 {                                                                                  \
-                    const __m512 f0 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nc0[0], q[r][0], av[0])); \
-                    const __m512 f1 = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nc0[1], q[r][1], av[1])); \
-                    const __m512 p = _mm512_fmadd_ps(f1, _mm512_mul_ps(dw[r][1], da[1]),           \
-                                                     _mm512_mul_ps(f0, _mm512_mul_ps(dw[r][0], da[0]))); \
-                    acc[r][c] = _mm512_add_ps(acc[r][c], p);                                       \
+                    const __m512i is =                                                             \
+                        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, wl[r], al), wh[r], ah);      \
+                    acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw[r], da),  \
+                                                acc[r][c]);                                        \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        UNROLL FOR_R UNROLL FOR_C out[r * os + c] = hsum16(acc[r][c]);                             \
+        UNROLL FOR_R UNROLL FOR_C out[r * ors + c * ocs] = hsum16(acc[r][c]);                      \
     }
 
-PAIR_KERNEL(k_q4_0, wq2_q4_0, 18, 8)
-PAIR_KERNEL(k_q8_0, wq2_q8_0, 34, 0x80)
-DEFINE_DOT_TILE(TGT_V, q4_0, k_q4_0)
-DEFINE_DOT_TILE(TGT_V, q8_0, k_q8_0)
+Q8G_KERNEL(mk_q4_0, wg_q4_0, 18)
+Q8G_KERNEL(mk_q8_0, wg_q8_0, 34)
+
+#define Q40_C4 MK_CASE(mk_q4_0, 4, 1) MK_CASE(mk_q4_0, 4, 2) MK_CASE(mk_q4_0, 4, 3) MK_CASE(mk_q4_0, 4, 4)
+#define Q40_C1 MK_CASE(mk_q4_0, 1, 1) MK_CASE(mk_q4_0, 1, 2) MK_CASE(mk_q4_0, 1, 3) MK_CASE(mk_q4_0, 1, 4)
+#define Q80_C4 MK_CASE(mk_q8_0, 4, 1) MK_CASE(mk_q8_0, 4, 2) MK_CASE(mk_q8_0, 4, 3) MK_CASE(mk_q8_0, 4, 4)
+#define Q80_C1 MK_CASE(mk_q8_0, 1, 1) MK_CASE(mk_q8_0, 1, 2) MK_CASE(mk_q8_0, 1, 3) MK_CASE(mk_q8_0, 1, 4)
+DEFINE_PREP_GEMM(TGT_V, q4_0, q4_0_prep, q8g_prep_bytes, mk_q4_0, 4, Q40_C4, Q40_C1)
+DEFINE_PREP_GEMM(TGT_V, q8_0, q8_0_prep, q8g_prep_bytes, mk_q8_0, 4, Q80_C4, Q80_C1)
+
+
 
 /* ------------------------------------------------------------------------------------------ */
 /* K-quants against Q8_K {f32 d; i8 qs[256]; i16 bsums[16]}: 64 elements per vector */
@@ -404,23 +551,31 @@ void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni)
     do {                                                                                           \
         k->vec_dot = name##_dot;                                                                   \
         k->vec_dot_tile = name##_tile;                                                             \
+        k->gemm = NULL;                                                                            \
+    } while (0)
+#define SETG(name)                                                                                 \
+    do {                                                                                           \
+        k->vec_dot = name##_dot;                                                                   \
+        k->vec_dot_tile = name##_tile;                                                             \
+        k->gemm = name##_gemm;                                                                     \
     } while (0)
     switch (t) {
     case CND_DTYPE_F32: SET(f32); break;
-    case CND_DTYPE_F16: SET(f16); break;
+    case CND_DTYPE_F16: SETG(f16); break;
     case CND_DTYPE_BF16: SET(bf16); break;
     default: break;
     }
     if (!vnni)
         return;
     switch (t) {
-    case CND_DTYPE_Q4_0: SET(q4_0); break;
-    case CND_DTYPE_Q8_0: SET(q8_0); break;
+    case CND_DTYPE_Q4_0: SETG(q4_0); break;
+    case CND_DTYPE_Q8_0: SETG(q8_0); break;
     case CND_DTYPE_Q4_K: SET(q4_k); break;
     case CND_DTYPE_Q6_K: SET(q6_k); break;
     default: break;
     }
 #undef SET
+#undef SETG
 }
 
 #else
