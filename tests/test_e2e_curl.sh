@@ -260,15 +260,23 @@ stop_server A
 # one running sequence and a queue of one: two long streams fill both, a third request is refused
 start_server B --max-num-seqs 1 --max-waiting 1 --ctx-size 4096
 LONGS='{"prompt":"Once upon a time","max_tokens":4000,"ignore_eos":true,"stream":true}'
+# wait_gauge NAME VALUE: poll /metrics until the gauge shows VALUE (up to 5 s)
+wait_gauge() {
+    for _ in $(seq 1 100); do
+        http GET "$B_URL/metrics" "$O.m" >/dev/null
+        grep -q "^vllm:$1{model_name=\"stories260K\"} $2\$" "$O.m" && return 0
+        sleep 0.05
+    done
+    return 0
+}
 curl -sN --max-time 60 "$B_URL/v1/completions" -d "$LONGS" >/dev/null &
 L1=$!
+wait_gauge num_requests_running 1
 curl -sN --max-time 60 "$B_URL/v1/completions" -d "$LONGS" >/dev/null &
 L2=$!
-for _ in $(seq 1 100); do
-    http GET "$B_URL/metrics" "$O.m" >/dev/null
-    grep -q '^vllm:num_requests_waiting{model_name="stories260K"} 1' "$O.m" && break
-    sleep 0.05
-done
+wait_gauge num_requests_waiting 1
+grep -q '^vllm:num_requests_waiting{model_name="stories260K"} 1' "$O.m" ||
+    fail "the queue did not fill: $(grep -E '^vllm:num_requests_(running|waiting)' "$O.m")"
 expect_status "$(post "$B_URL/v1/completions" "$O" '{"prompt":"x"}')" 503 "queue full"
 [ "$(header "$O.h" retry-after)" = "1" ] || fail "503 without Retry-After"
 jcheck "$O" 'd["error"]["type"] == "service_unavailable_error"' "503 body"

@@ -537,6 +537,12 @@ void http_server_begin_drain(struct http_server *s)
         return;
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
     s->listen_fd_quiesced = fd == MHD_INVALID_SOCKET ? -1 : (int)fd;
+    /* MHD no longer accepts, but the kernel would still complete handshakes into the backlog
+     * and leave clients hanging: shutting the listening socket down makes it stop listening
+     * (new connections are refused, queued ones reset) while the fd stays ours until
+     * MHD_stop_daemon, as MHD asks */
+    if (s->listen_fd_quiesced >= 0)
+        shutdown(s->listen_fd_quiesced, SHUT_RDWR);
 }
 
 int32_t http_server_n_active(struct http_server *s)
@@ -574,6 +580,9 @@ void http_server_destroy(struct http_server *s)
         return;
     atomic_store(&s->draining, true);
     atomic_store(&s->stopping, true);
+    /* give the waits a moment to notice (they check at least once a second), so streams end
+     * with an error event and waiting clients get a 503 before MHD closes their sockets */
+    http_server_wait_idle(s, 2.5);
     MHD_stop_daemon(s->daemon);
     if (s->listen_fd_quiesced >= 0)
         close(s->listen_fd_quiesced);

@@ -213,15 +213,13 @@ static int http_wait_full(struct http_conn *hc, struct http_fmt *fmt)
         http_take_logprobs(&taken, &acc, &n_acc, &cap_acc);
         if (taken.finished)
             break;
-        if (got)
-            continue;
         if (atomic_load(&s->stopping)) {
             http_cancel_own(hc, "server stopping");
             openai_error_set(&e, 503, NULL, "the server is shutting down");
             rc = http_send_error(hc, &e);
             goto out;
         }
-        if (http_peer_closed(hc)) {
+        if (!got && http_peer_closed(hc)) {
             http_cancel_own(hc, "client went away");
             rc = MHD_NO;
             goto out;
@@ -328,17 +326,18 @@ static ssize_t http_stream_read(void *cls, uint64_t pos, char *out, size_t max)
             if (st->pending.len)
                 break;
         }
-        if (request_outbox_take(st->req, &st->taken, HTTP_WAIT_MS)) {
-            http_stream_format(st);
-            continue;
-        }
         if (atomic_load(&st->srv->stopping)) {
+            /* past the drain timeout: end the stream with an error event */
             log_info("req %s: server stopping, ending the stream", st->request_id);
             engine_cancel(st->srv->p.engine, st->req);
             struct openai_error e;
             openai_error_set(&e, 503, NULL, "the server is shutting down");
             http_fmt_stream_error(&st->fmt, &e, &st->pending);
             st->done = true;
+            continue;
+        }
+        if (request_outbox_take(st->req, &st->taken, HTTP_WAIT_MS)) {
+            http_stream_format(st);
             continue;
         }
         if (http_fd_closed(st->fd))

@@ -3,7 +3,7 @@
 
   sse-check FILE chat|completion [--usage]   check a saved SSE body's shape; print a summary JSON
   disconnect URL PATH JSON                   start a stream, read one event, drop the connection
-  drain URL PATH JSON PID                    start a stream, SIGTERM PID after the first event,
+  drain URL PATH JSON PID [--expect-error]   start a stream, SIGTERM PID after the first event,
                                              read to the end; print the summary JSON
   notify-listen SOCKET OUTFILE SECONDS       a fake systemd NOTIFY_SOCKET: append each datagram
 """
@@ -138,20 +138,37 @@ def disconnect(url, path, body):
     print("disconnected after %d bytes" % len(first))
 
 
-def drain(url, path, body, pid):
+def drain(url, path, body, pid, expect_error):
     conn, resp = open_stream(url, path, body)
     raw = read_event(resp)
     os.kill(pid, signal.SIGTERM)
     t0 = time.time()
+    # new connections are refused once the drain began (the listening socket is closed)
+    refused = None
+    time.sleep(0.3)
+    u = urllib.parse.urlparse(url)
+    try:
+        socket.create_connection((u.hostname, u.port), timeout=2).close()
+        refused = False
+    except ConnectionRefusedError:
+        refused = True
     while True:
         ev = read_event(resp)
         if not ev:
             break
         raw += ev
     conn.close()
-    summary = check_stream(parse_events(raw.decode("utf-8")), "chat" if "chat" in path else
-                           "completion", False)
-    summary["seconds_after_sigterm"] = round(time.time() - t0, 3)
+    elapsed = time.time() - t0
+    events = parse_events(raw.decode("utf-8"))
+    if expect_error:
+        last = json.loads(events[-1]) if events and events[-1] != "[DONE]" else {}
+        if "error" not in last:
+            die("expected the stream to end with an error event, got %r" % events[-1:])
+        summary = {"error": last["error"]}
+    else:
+        summary = check_stream(events, "chat" if "chat" in path else "completion", False)
+    summary["seconds_after_sigterm"] = round(elapsed, 3)
+    summary["refused_during_drain"] = refused
     print(json.dumps(summary))
 
 
@@ -181,7 +198,7 @@ def main():
     elif cmd == "disconnect":
         disconnect(a[0], a[1], a[2])
     elif cmd == "drain":
-        drain(a[0], a[1], a[2], int(a[3]))
+        drain(a[0], a[1], a[2], int(a[3]), "--expect-error" in a[4:])
     elif cmd == "notify-listen":
         notify_listen(a[0], a[1], float(a[2]))
     else:
