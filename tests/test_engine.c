@@ -13,6 +13,7 @@
 #include "test.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,8 +167,48 @@ static bool ids_equal(const struct request *req, const int32_t *ids, int32_t n)
     return memcmp(req->tokens + req->n_prompt, ids, sizeof(int32_t) * (size_t)n) == 0;
 }
 
-static struct fixture g_stories;
-static struct ref_file g_ref_stories;
+
+static struct fixture g_stories, g_rand;
+static struct ref_file g_ref_stories, g_ref_rand;
+
+static const struct ref_case *ref_find(const struct ref_file *rf, const char *id)
+{
+    for (int i = 0; i < rf->n_cases; i++)
+        if (!strcmp(rf->cases[i].id, id))
+            return &rf->cases[i];
+    return NULL;
+}
+
+/* ---- observer counters (called on the engine thread) ---- */
+static atomic_int g_n_preempt, g_n_finished, g_n_first, g_n_scheduled;
+static atomic_llong g_prefix_queried, g_prefix_hit;
+
+static void ob_preempt(void *ud, const struct request *req)
+{
+    CND_UNUSED(ud), CND_UNUSED(req);
+    atomic_fetch_add(&g_n_preempt, 1);
+}
+static void ob_finished(void *ud, const struct request *req)
+{
+    CND_UNUSED(ud), CND_UNUSED(req);
+    atomic_fetch_add(&g_n_finished, 1);
+}
+static void ob_first(void *ud, const struct request *req, double ttft)
+{
+    CND_UNUSED(ud), CND_UNUSED(req), CND_UNUSED(ttft);
+    atomic_fetch_add(&g_n_first, 1);
+}
+static void ob_scheduled(void *ud, const struct request *req, double q)
+{
+    CND_UNUSED(ud), CND_UNUSED(req), CND_UNUSED(q);
+    atomic_fetch_add(&g_n_scheduled, 1);
+}
+static void ob_prefix(void *ud, int64_t q, int64_t h)
+{
+    CND_UNUSED(ud);
+    atomic_fetch_add(&g_prefix_queried, q);
+    atomic_fetch_add(&g_prefix_hit, h);
+}
 
 static void test_greedy_once_upon(void)
 {
@@ -175,10 +216,7 @@ static void test_greedy_once_upon(void)
     CHECK(e != NULL);
     if (!e)
         return;
-    const struct ref_case *rc = NULL;
-    for (int i = 0; i < g_ref_stories.n_cases; i++)
-        if (!strcmp(g_ref_stories.cases[i].id, "once_upon"))
-            rc = &g_ref_stories.cases[i];
+    const struct ref_case *rc = ref_find(&g_ref_stories, "once_upon");
     CHECK(rc != NULL);
     struct request *req = make_req("once", rc->prompt, rc->n_prompt, 32);
     char err[CND_ERR_LEN];
@@ -189,11 +227,520 @@ static void test_greedy_once_upon(void)
     CHECK_EQ_INT(last.finish_status, REQ_STATUS_FINISHED_LENGTH);
     CHECK_EQ_INT(last.n_completion_tokens, 32);
     CHECK_EQ_INT(last.n_prompt_tokens, rc->n_prompt);
+    CHECK(last.t_first_token_us > 0);
     CHECK(ids_equal(req, rc->gen, rc->n_gen));
     CHECK(strncmp(text, ", there was", 11) == 0);
-    printf("     text: %s\n", text);
     free(text);
     request_unref(req);
+    engine_destroy(e, 1.0);
+}
+
+static struct engine *engine_open2(struct fixture *fx, int32_t max_seqs, int32_t step_tokens,
+                                   int64_t kv_bytes, bool prefix)
+{
+    struct engine_params p = engine_default_params();
+    p.model = fx->model;
+    p.backend = fx->be;
+    p.n_ctx = 512;
+    p.max_num_seqs = max_seqs;
+    p.max_num_batched_tokens = step_tokens;
+    p.kv_cache_bytes = kv_bytes;
+    p.enable_prefix_caching = prefix;
+    p.observer.on_preempt = ob_preempt;
+    p.observer.on_request_finished = ob_finished;
+    p.observer.on_first_token = ob_first;
+    p.observer.on_scheduled = ob_scheduled;
+    p.observer.on_prefix_cache = ob_prefix;
+    char err[CND_ERR_LEN];
+    struct engine *e = engine_create(&p, err);
+    if (!e)
+        fprintf(stderr, "engine_create: %s\n", err);
+    return e;
+}
+
+static int64_t block_bytes(const struct fixture *fx)
+{
+    const struct model_hparams *hp = &fx->model->hp;
+    return (int64_t)hp->n_layer * 2 * 16 * hp->n_head_kv * hp->head_dim * 2;
+}
+
+static void wait_blocks_free(struct engine *e)
+{
+    struct engine_stats st;
+    for (int i = 0; i < 2000; i++) {
+        engine_get_stats(e, &st);
+        if (st.n_blocks_used == 0 && st.n_running == 0)
+            break;
+        usleep(1000);
+    }
+    CHECK_EQ_INT(st.n_blocks_used, 0);
+    CHECK_EQ_INT(st.n_running, 0);
+    CHECK_EQ_INT(st.n_waiting, 0);
+    CHECK_EQ_INT(st.n_blocks_cached + st.n_blocks_used <= st.n_blocks_total, 1);
+}
+
+/* Generated ids of a finished request (engine thread done with it: read after the finish). */
+static int32_t gen_ids(const struct request *req, int32_t *out, int32_t cap)
+{
+    int32_t n = CND_MIN(req->n_tokens - req->n_prompt, cap);
+    memcpy(out, req->tokens + req->n_prompt, sizeof(int32_t) * (size_t)n);
+    return n;
+}
+
+/* Run one greedy request alone; ids into out. */
+static int32_t run_alone(struct engine *e, const int32_t *prompt, int32_t n_prompt,
+                         int32_t max_tokens, int32_t *out)
+{
+    struct request *req = make_req("alone", prompt, n_prompt, max_tokens);
+    char err[CND_ERR_LEN];
+    CHECK_EQ_INT(engine_submit(e, req, err), 0);
+    free(wait_finished(req, NULL));
+    int32_t n = gen_ids(req, out, 512);
+    request_unref(req);
+    return n;
+}
+
+static uint64_t g_rng = 88172645463325252ULL;
+static uint32_t rnd(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 11);
+}
+
+/* The target request among 31 others with other prompts and lengths; its ids into out. */
+static int32_t run_loaded(struct engine *e, const int32_t *prompt, int32_t n_prompt,
+                          int32_t max_tokens, int32_t n_vocab, int32_t *out)
+{
+    enum { N_OTHERS = 31 };
+    struct request *others[N_OTHERS];
+    char err[CND_ERR_LEN], id[32];
+    struct request *target = make_req("target", prompt, n_prompt, max_tokens);
+    for (int i = 0; i < N_OTHERS; i++) {
+        int32_t toks[160];
+        int32_t n = 1 + (int32_t)(rnd() % 150);
+        toks[0] = 1;
+        for (int32_t t = 1; t < n; t++)
+            toks[t] = 3 + (int32_t)(rnd() % (uint32_t)(n_vocab - 3));
+        snprintf(id, sizeof(id), "other%d", i);
+        others[i] = make_req(id, toks, n, 4 + (int32_t)(rnd() % 40));
+        if (i % 3 == 1) { /* some sample at a temperature */
+            others[i]->params.sampling.temperature = 0.9f;
+            others[i]->params.sampling.seed = (uint64_t)i;
+            others[i]->params.sampling.has_seed = true;
+        }
+        CHECK_EQ_INT(engine_submit(e, others[i], err), 0);
+        if (i == N_OTHERS / 2)
+            CHECK_EQ_INT(engine_submit(e, target, err), 0);
+    }
+    free(wait_finished(target, NULL));
+    int32_t n = gen_ids(target, out, 512);
+    for (int i = 0; i < N_OTHERS; i++) {
+        free(wait_finished(others[i], NULL));
+        request_unref(others[i]);
+    }
+    request_unref(target);
+    return n;
+}
+
+/* exact_ref: the model's greedy path has no near-ties, so llama.cpp's ids must match too (the
+ * q4_K random llama has top-2 margins of 0.05 where quantization may rightly flip the path). */
+static void batch_invariance_for(struct fixture *fx, const struct ref_file *rf, const char *name,
+                                 bool exact_ref)
+{
+    struct engine *e = engine_open2(fx, 32, 64, 0, true);
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    for (int c = 0; c < rf->n_cases; c++) {
+        const struct ref_case *rc = &rf->cases[c];
+        int32_t alone[512], loaded[512];
+        int32_t n_alone = run_alone(e, rc->prompt, rc->n_prompt, 32, alone);
+        int32_t n_loaded = run_loaded(e, rc->prompt, rc->n_prompt, 32, fx->model->hp.n_vocab, loaded);
+        bool same = n_alone == n_loaded &&
+                    memcmp(alone, loaded, sizeof(int32_t) * (size_t)n_alone) == 0;
+        CHECK_MSG(same, "%s/%s: alone %d ids vs loaded %d ids differ", name, rc->id, n_alone,
+                  n_loaded);
+        bool ref_same = n_alone == rc->n_gen &&
+                        memcmp(alone, rc->gen, sizeof(int32_t) * (size_t)n_alone) == 0;
+        CHECK_MSG(ref_same || !exact_ref, "%s/%s: differs from llama.cpp's greedy ids", name,
+                  rc->id);
+    }
+    wait_blocks_free(e);
+    engine_destroy(e, 1.0);
+}
+
+static void test_batch_invariance_stories(void)
+{
+    batch_invariance_for(&g_stories, &g_ref_stories, "stories260K", true);
+}
+
+static void test_batch_invariance_random_llama(void)
+{
+    if (!g_rand.model) {
+        printf("     (random-llama-256x4-q4_k_m missing: skipped)\n");
+        return;
+    }
+    batch_invariance_for(&g_rand, &g_ref_rand, "random-llama-256x4-q4_k_m", false);
+}
+
+static void test_preemption_tiny_pool(void)
+{
+    /* 8 requests of ~64 tokens each in a pool of 12 blocks (192 tokens): preemption must happen.
+     * One backend serves one engine at a time, so the expected ids come from a first engine. */
+    enum { N = 8 };
+    int32_t prompts[N][24], expect[N][64], n_expect[N];
+    struct engine *ref = engine_open2(&g_stories, 8, 64, 0, true);
+    CHECK(ref != NULL);
+    if (!ref)
+        return;
+    for (int i = 0; i < N; i++) {
+        prompts[i][0] = 1;
+        for (int t = 1; t < 24; t++)
+            prompts[i][t] = 3 + (int32_t)(rnd() % 400);
+        n_expect[i] = run_alone(ref, prompts[i], 24, 40, expect[i]);
+    }
+    engine_destroy(ref, 1.0);
+    struct engine *e = engine_open2(&g_stories, 8, 64, 12 * block_bytes(&g_stories), true);
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    struct engine_stats st;
+    engine_get_stats(e, &st);
+    CHECK_EQ_INT(st.n_blocks_total, 12);
+    int before = atomic_load(&g_n_preempt);
+    struct request *r[N];
+    char err[CND_ERR_LEN];
+    for (int i = 0; i < N; i++) {
+        r[i] = make_req("tiny", prompts[i], 24, 40);
+        CHECK_EQ_INT(engine_submit(e, r[i], err), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        struct request_outbox last;
+        free(wait_finished(r[i], &last));
+        int32_t got[64];
+        int32_t n = gen_ids(r[i], got, 64);
+        CHECK_EQ_INT(last.finish_status, REQ_STATUS_FINISHED_LENGTH);
+        CHECK_MSG(n == n_expect[i] && memcmp(got, expect[i], sizeof(int32_t) * (size_t)n) == 0,
+                  "request %d: ids differ after preemption", i);
+        request_unref(r[i]);
+    }
+    int n_pre = atomic_load(&g_n_preempt) - before;
+    printf("     %d preemptions\n", n_pre);
+    CHECK(n_pre > 0);
+    /* a request that can never fit the pool is refused at once */
+    struct request *big = make_req("big", prompts[0], 24, 400);
+    CHECK_EQ_INT(engine_submit(e, big, err), CND_ERANGE);
+    request_unref(big);
+    wait_blocks_free(e);
+    engine_destroy(e, 1.0);
+}
+
+static void test_cancel(void)
+{
+    /* small step budget: a 300-token prompt takes ~19 steps of prefill */
+    struct engine *e = engine_open2(&g_stories, 4, 16, 0, false);
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    const struct ref_case *rc = ref_find(&g_ref_stories, "long_300");
+    CHECK(rc != NULL);
+    char err[CND_ERR_LEN];
+    struct engine_stats st;
+
+    /* mid-prefill */
+    struct request *a = make_req("cancel-prefill", rc->prompt, rc->n_prompt, 50);
+    CHECK_EQ_INT(engine_submit(e, a, err), 0);
+    for (int i = 0; i < 5000; i++) {
+        engine_get_stats(e, &st);
+        if (st.n_running > 0 && st.n_blocks_used > 2)
+            break;
+        usleep(200);
+    }
+    engine_cancel(e, a);
+    struct request_outbox last;
+    free(wait_finished(a, &last));
+    CHECK_EQ_INT(last.finish_status, REQ_STATUS_FINISHED_ABORTED);
+    CHECK_EQ_INT(last.n_completion_tokens, 0);
+    CHECK_EQ_INT(a->n_generated, 0);
+    wait_blocks_free(e);
+    engine_cancel(e, a); /* idempotent, after the finish too */
+    request_unref(a);
+
+    /* mid-decode */
+    struct request *b = make_req("cancel-decode", rc->prompt, 20, 400);
+    CHECK_EQ_INT(engine_submit(e, b, err), 0);
+    struct request_outbox o;
+    request_outbox_init(&o);
+    while (request_outbox_take(b, &o, 1000) && !o.finished && o.text.len == 0)
+        ;
+    engine_cancel(e, b);
+    free(wait_finished(b, &last));
+    request_outbox_deinit(&o);
+    CHECK_EQ_INT(last.finish_status, REQ_STATUS_FINISHED_ABORTED);
+    CHECK(last.n_completion_tokens > 0 && last.n_completion_tokens < 400);
+    wait_blocks_free(e);
+    request_unref(b);
+
+    /* while waiting in the queue (the flag alone, as a disconnect sets it) */
+    struct request *c = make_req("cancel-queued", rc->prompt, 20, 10);
+    atomic_store(&c->cancel_requested, true);
+    CHECK_EQ_INT(engine_submit(e, c, err), 0);
+    free(wait_finished(c, &last));
+    CHECK_EQ_INT(last.finish_status, REQ_STATUS_FINISHED_ABORTED);
+    request_unref(c);
+    wait_blocks_free(e);
+    engine_destroy(e, 1.0);
+}
+
+static void test_prefix_cache(void)
+{
+    struct engine *e = engine_open2(&g_stories, 4, 512, 0, true);
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    const struct ref_case *rc = ref_find(&g_ref_stories, "long_300");
+    char err[CND_ERR_LEN];
+    struct request_outbox l1, l2, l3;
+    struct request *a = make_req("p1", rc->prompt, rc->n_prompt, 16);
+    CHECK_EQ_INT(engine_submit(e, a, err), 0);
+    char *t1 = wait_finished(a, &l1);
+    long long hit0 = atomic_load(&g_prefix_hit);
+    struct request *b = make_req("p2", rc->prompt, rc->n_prompt, 16);
+    CHECK_EQ_INT(engine_submit(e, b, err), 0);
+    char *t2 = wait_finished(b, &l2);
+    CHECK_EQ_INT(l1.n_cached_tokens, 0);
+    CHECK_EQ_INT(l2.n_cached_tokens, (rc->n_prompt - 1) / 16 * 16);
+    CHECK(atomic_load(&g_prefix_hit) - hit0 == l2.n_cached_tokens);
+    CHECK_STR(t1, t2);
+    int32_t i1[64], i2[64];
+    int32_t n1 = gen_ids(a, i1, 64), n2 = gen_ids(b, i2, 64);
+    CHECK(n1 == n2 && memcmp(i1, i2, sizeof(int32_t) * (size_t)n1) == 0);
+    /* same 200-token prefix, different tail: the shared blocks hit */
+    int32_t p3[230];
+    memcpy(p3, rc->prompt, sizeof(int32_t) * 200);
+    for (int i = 200; i < 230; i++)
+        p3[i] = 3 + (int32_t)(rnd() % 400);
+    struct request *c = make_req("p3", p3, 230, 8);
+    CHECK_EQ_INT(engine_submit(e, c, err), 0);
+    free(wait_finished(c, &l3));
+    CHECK_EQ_INT(l3.n_cached_tokens, 192);
+    printf("     cached tokens: %d then %d\n", l2.n_cached_tokens, l3.n_cached_tokens);
+    struct engine_stats st;
+    engine_get_stats(e, &st);
+    CHECK(st.n_blocks_cached > 0);
+    free(t1), free(t2);
+    request_unref(a), request_unref(b), request_unref(c);
+    wait_blocks_free(e);
+    engine_destroy(e, 1.0);
+}
+
+static void test_params_stop_logprobs(void)
+{
+    struct engine *e = engine_open2(&g_stories, 4, 256, 0, true);
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    const struct ref_case *rc = ref_find(&g_ref_stories, "once_upon");
+    char err[CND_ERR_LEN];
+    struct request_outbox last;
+
+    /* stop string: ", there was a little girl named Lily." cut before "little" */
+    struct gen_params gp = gen_params_default();
+    gp.sampling.temperature = 0;
+    gp.max_tokens = 32;
+    gp.stop[0] = xstrdup("little");
+    gp.n_stop = 1;
+    struct request *a = request_create("stop", rc->prompt, rc->n_prompt, &gp);
+    gen_params_deinit(&gp);
+    CHECK_EQ_INT(engine_submit(e, a, err), 0);
+    char *text = wait_finished(a, &last);
+    CHECK_STR(text, ", there was a ");
+    CHECK_EQ_INT(last.finish_status, REQ_STATUS_FINISHED_STOP);
+    CHECK_STR(request_finish_reason(last.finish_status), "stop");
+    free(text);
+    request_unref(a);
+
+    /* logprobs on the raw logits, against llama.cpp's */
+    gp = gen_params_default();
+    gp.sampling.temperature = 0;
+    gp.max_tokens = 4;
+    gp.logprobs = true;
+    gp.top_logprobs = 3;
+    struct request *b = request_create("lp", rc->prompt, rc->n_prompt, &gp);
+    CHECK_EQ_INT(engine_submit(e, b, err), 0);
+    struct request_outbox o;
+    request_outbox_init(&o);
+    struct request_logprob lps[8];
+    int n_lp = 0;
+    for (int i = 0; i < 100 && !o.finished; i++) {
+        request_outbox_take(b, &o, 1000);
+        for (int32_t k = 0; k < o.n_logprobs && n_lp < 8; k++)
+            lps[n_lp++] = o.logprobs[k];
+    }
+    CHECK(o.finished);
+    CHECK_EQ_INT(o.finish_status, REQ_STATUS_FINISHED_LENGTH);
+    request_outbox_deinit(&o);
+    CHECK_EQ_INT(n_lp, 4);
+    for (int i = 0; i < n_lp && i < rc->n_gen; i++) {
+        CHECK_EQ_INT(lps[i].token, rc->gen[i]);
+        CHECK_EQ_INT(lps[i].n_top, 3);
+        CHECK_EQ_INT(lps[i].top[0].token, rc->gen[i]);
+        CHECK(lps[i].logprob <= 0 && lps[i].logprob == lps[i].top[0].logprob);
+        CHECK(lps[i].top[1].logprob <= lps[i].top[0].logprob);
+    }
+    CHECK_NEAR(lps[0].logprob, -0.03175366, 2e-3);
+    request_unref(b);
+
+    /* EOS: the random llama's "empty" case ends with EOS after 9 tokens */
+    if (g_rand.model) {
+        struct engine *er = engine_open2(&g_rand, 4, 256, 0, true);
+        const struct ref_case *ec = ref_find(&g_ref_rand, "empty");
+        struct request *c = make_req("eos", ec->prompt, ec->n_prompt, 32);
+        CHECK_EQ_INT(engine_submit(er, c, err), 0);
+        free(wait_finished(c, &last));
+        CHECK_EQ_INT(last.finish_status, REQ_STATUS_FINISHED_STOP);
+        CHECK_EQ_INT(last.n_completion_tokens, ec->n_gen);
+        request_unref(c);
+        gp.logprobs = false;
+        gp.ignore_eos = true;
+        gp.max_tokens = 12;
+        struct request *d = request_create("ignore-eos", ec->prompt, ec->n_prompt, &gp);
+        CHECK_EQ_INT(engine_submit(er, d, err), 0);
+        free(wait_finished(d, &last));
+        CHECK_EQ_INT(last.finish_status, REQ_STATUS_FINISHED_LENGTH);
+        CHECK_EQ_INT(last.n_completion_tokens, 12);
+        CHECK_EQ_INT(d->tokens[d->n_prompt + ec->n_gen - 1], ec->gen[ec->n_gen - 1]);
+        request_unref(d);
+        gp.ignore_eos = false;
+        gp.min_tokens = 11;
+        gp.max_tokens = 20;
+        struct request *m = request_create("min-tokens", ec->prompt, ec->n_prompt, &gp);
+        CHECK_EQ_INT(engine_submit(er, m, err), 0);
+        free(wait_finished(m, &last));
+        CHECK(last.n_completion_tokens > 11);
+        for (int32_t i = 0; i < 11; i++)
+            CHECK(m->tokens[m->n_prompt + i] != ec->gen[ec->n_gen - 1]);
+        request_unref(m);
+        engine_destroy(er, 1.0);
+    }
+
+    /* seeded sampling: same seed, same ids, alone or beside others */
+    gp = gen_params_default();
+    gp.sampling.temperature = 1.0f;
+    gp.sampling.seed = 1234;
+    gp.sampling.has_seed = true;
+    gp.max_tokens = 24;
+    int32_t ids[3][64], n[3];
+    for (int k = 0; k < 3; k++) {
+        struct request *s = request_create("seeded", rc->prompt, rc->n_prompt, &gp);
+        struct request *noise = make_req("noise", rc->prompt, 3, 30);
+        if (k == 2)
+            CHECK_EQ_INT(engine_submit(e, noise, err), 0);
+        CHECK_EQ_INT(engine_submit(e, s, err), 0);
+        free(wait_finished(s, NULL));
+        if (k == 2)
+            free(wait_finished(noise, NULL));
+        n[k] = gen_ids(s, ids[k], 64);
+        request_unref(s);
+        request_unref(noise);
+    }
+    CHECK(n[0] == 24 && n[0] == n[1] && n[1] == n[2]);
+    CHECK(memcmp(ids[0], ids[1], sizeof(int32_t) * 24) == 0);
+    CHECK(memcmp(ids[0], ids[2], sizeof(int32_t) * 24) == 0);
+    wait_blocks_free(e);
+    engine_destroy(e, 1.0);
+}
+
+static void test_submit_errors_and_drain(void)
+{
+    struct engine *e = engine_open2(&g_stories, 4, 64, 0, true);
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    CHECK_EQ_INT(engine_n_ctx(e), 512);
+    char err[CND_ERR_LEN];
+    int32_t p[4] = {1, 403, 407, 261};
+    struct request *r = make_req("long", p, 4, 600);
+    CHECK_EQ_INT(engine_submit(e, r, err), CND_ERANGE);
+    printf("     %s\n", err);
+    request_unref(r);
+    r = make_req("empty", p, 0, 4);
+    CHECK_EQ_INT(engine_submit(e, r, err), CND_EINVAL);
+    request_unref(r);
+    int32_t bad[2] = {1, 100000};
+    r = make_req("bad", bad, 2, 4);
+    CHECK_EQ_INT(engine_submit(e, r, err), CND_EINVAL);
+    request_unref(r);
+    /* max_tokens unset: up to the context end */
+    r = make_req("ctx", p, 4, -1);
+    CHECK_EQ_INT(engine_submit(e, r, err), 0);
+    CHECK_EQ_INT(r->max_tokens, 508);
+    engine_cancel(e, r);
+    free(wait_finished(r, NULL));
+    request_unref(r);
+    CHECK(engine_is_healthy(e));
+    /* a running request survives begin_drain; new ones are refused */
+    struct request *run = make_req("running", p, 4, 20);
+    CHECK_EQ_INT(engine_submit(e, run, err), 0);
+    engine_begin_drain(e);
+    r = make_req("late", p, 4, 4);
+    CHECK_EQ_INT(engine_submit(e, r, err), CND_ECANCELLED);
+    request_unref(r);
+    struct request_outbox last;
+    free(wait_finished(run, &last));
+    CHECK_EQ_INT(last.finish_status, REQ_STATUS_FINISHED_LENGTH);
+    request_unref(run);
+    /* destroy with a request still running and a tiny drain: it is aborted */
+    struct request *rest = make_req("rest", p, 4, 500);
+    CHECK_EQ_INT(engine_submit(e, rest, err), CND_ECANCELLED); /* draining already */
+    request_unref(rest);
+    engine_destroy(e, 0.0);
+
+    e = engine_open2(&g_stories, 4, 64, 0, true);
+    rest = make_req("rest", p, 4, 500);
+    CHECK_EQ_INT(engine_submit(e, rest, err), 0);
+    engine_destroy(e, 0.0);
+    free(wait_finished(rest, &last));
+    CHECK(last.finished);
+    CHECK(last.finish_status == REQ_STATUS_FINISHED_ABORTED ||
+          last.finish_status == REQ_STATUS_FINISHED_LENGTH);
+    request_unref(rest);
+}
+
+static void test_throughput(void)
+{
+    /* 32 concurrent greedy streams: aggregate tokens/s and steps/s (printed for the record) */
+    struct engine *e = engine_open2(&g_stories, 32, 512, 0, true);
+    if (!e)
+        return;
+    enum { N = 32, MAXT = 64 };
+    struct request *r[N];
+    char err[CND_ERR_LEN];
+    int64_t t0 = now_us();
+    struct engine_stats s0, s1;
+    engine_get_stats(e, &s0);
+    for (int i = 0; i < N; i++) {
+        int32_t toks[32];
+        toks[0] = 1;
+        for (int t = 1; t < 32; t++)
+            toks[t] = 3 + (int32_t)(rnd() % 400);
+        r[i] = make_req("tp", toks, 32, MAXT);
+        CHECK_EQ_INT(engine_submit(e, r[i], err), 0);
+    }
+    int64_t n_tok = 0;
+    for (int i = 0; i < N; i++) {
+        free(wait_finished(r[i], NULL));
+        n_tok += r[i]->n_generated;
+        request_unref(r[i]);
+    }
+    double dt = (double)(now_us() - t0) / 1e6;
+    engine_get_stats(e, &s1);
+    printf("     %d streams x %d tokens: %.0f tokens/s, %.0f steps/s (%lld steps, %.2f s)\n", N,
+           MAXT, (double)n_tok / dt, (double)(s1.n_steps - s0.n_steps) / dt,
+           (long long)(s1.n_steps - s0.n_steps), dt);
+    CHECK_EQ_INT(n_tok, N * MAXT);
     engine_destroy(e, 1.0);
 }
 
@@ -206,8 +753,26 @@ int main(void)
         printf("skip: stories260K model or reference missing\n");
         return TEST_SKIP;
     }
+    snprintf(path, sizeof(path), "%s/reference/random-llama-256x4-q4_k_m.json", CND_SHARED_DIR);
+    if (!fixture_open(&g_rand, "random-llama-256x4-q4_k_m.gguf") || !ref_load(path, &g_ref_rand)) {
+        fixture_close(&g_rand);
+        memset(&g_rand, 0, sizeof(g_rand));
+    }
+    int64_t t0 = now_us();
     RUN(test_greedy_once_upon);
+    RUN(test_batch_invariance_stories);
+    RUN(test_batch_invariance_random_llama);
+    RUN(test_preemption_tiny_pool);
+    RUN(test_cancel);
+    RUN(test_prefix_cache);
+    RUN(test_params_stop_logprobs);
+    RUN(test_submit_errors_and_drain);
+    RUN(test_throughput);
+    CHECK_EQ_INT(atomic_load(&g_n_finished) > 0, 1);
+    printf("     %.1f s\n", (double)(now_us() - t0) / 1e6);
     ref_free(&g_ref_stories);
+    ref_free(&g_ref_rand);
     fixture_close(&g_stories);
+    fixture_close(&g_rand);
     return test_summary();
 }
