@@ -3,6 +3,7 @@
  * "sampled" with a token that depends only on the request's own tokens, and updated. Checks the
  * token and sequence budgets, chunked prefill next to flowing decodes, FCFS admission, preemption
  * of the newest request first, no starvation, and cancellation in every state. */
+#include "cinder/clock.h"
 #include "cinder/kv_block_pool.h"
 #include "cinder/kv_manager.h"
 #include "cinder/request.h"
@@ -377,6 +378,41 @@ static void test_random_no_starvation(void)
     harness_deinit(&h);
 }
 
+static void test_step_cost(void)
+{
+    /* 256 decoding sequences (200-token prompts, 500 steps): the cost of planning + bookkeeping */
+    enum { NSEQ = 256 };
+    struct harness h;
+    harness_init(&h, NSEQ * 200, NSEQ, 8192);
+    struct sched_output out;
+    struct request *r[NSEQ];
+    for (int i = 0; i < NSEQ; i++) {
+        r[i] = mkreq("cost", i % 97, 200, 1000);
+        scheduler_add_request(h.s, r[i]);
+    }
+    step(&h, &out); /* admissions + prefill */
+    int32_t sampled[NSEQ];
+    int64_t t0 = now_us();
+    int n_steps = 500;
+    for (int k = 0; k < n_steps; k++) {
+        scheduler_schedule(h.s, &out);
+        for (int32_t i = 0; i < out.n_reqs; i++)
+            sampled[i] = 5;
+        scheduler_update(h.s, &out, sampled);
+    }
+    double us = (double)(now_us() - t0) / n_steps;
+    printf("     schedule+update with %d decoding sequences: %.1f us/step\n", NSEQ, us);
+    CHECK_EQ_INT(out.n_reqs, NSEQ);
+    CHECK(us < 5000);
+    for (int i = 0; i < NSEQ; i++) {
+        scheduler_finish_request(h.s, r[i], REQ_STATUS_FINISHED_ABORTED);
+        request_unref(r[i]);
+    }
+    CHECK(kv_manager_check_invariants(h.kvm));
+    CHECK_EQ_INT(kv_block_pool_n_used(kv_manager_pool(h.kvm)), 0);
+    harness_deinit(&h);
+}
+
 int main(void)
 {
     RUN(test_chunked_prefill_keeps_decodes_flowing);
@@ -385,5 +421,6 @@ int main(void)
     RUN(test_preempted_goes_first);
     RUN(test_cancel_every_state);
     RUN(test_random_no_starvation);
+    RUN(test_step_cost);
     return test_summary();
 }
