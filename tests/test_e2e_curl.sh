@@ -258,7 +258,7 @@ stop_server A
 
 # ---- queue full: 503 + Retry-After ----
 # one running sequence and a queue of one: two long streams fill both, a third request is refused
-start_server B --max-num-seqs 1 --max-waiting 1 --ctx-size 4096
+start_server B --max-num-seqs 1 --max-waiting 1 --ctx-size 4096 --connection-timeout-s 2
 LONGS='{"prompt":"Once upon a time","max_tokens":4000,"ignore_eos":true,"stream":true}'
 # wait_gauge NAME VALUE: poll /metrics until the gauge shows VALUE (up to 5 s)
 wait_gauge() {
@@ -284,6 +284,33 @@ kill "$L1" "$L2" 2>/dev/null
 wait "$L1" "$L2" 2>/dev/null
 expect_status "$(http GET "$B_URL/health" "$O")" 200 "/health with a full queue"
 ok "queue full -> 503 + Retry-After"
+
+# ---- limits: header size, a stalled body, a trickling body ----
+BIGH=$(python3 -c 'print("a" * 40000)')
+expect_status "$(http GET "$B_URL/health" "$O" -H "X-Big: $BIGH")" 431 "headers over max_header_bytes"
+python3 - "$B_PORT" <<'PYEOF' || fail "slow senders are not cut off"
+import socket, sys, time
+port = int(sys.argv[1])
+# a body that stops half way: the idle timeout (2 s) closes the connection
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pro")
+s.settimeout(15)
+t = time.time()
+assert s.recv(100) == b"", "got an answer to half a body"
+assert time.time() - t < 6, "the stalled connection stayed open %.1f s" % (time.time() - t)
+# one byte every 0.4 s never idles, but the whole body must arrive within the timeout
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+t = time.time()
+try:
+    for i in range(40):
+        s.sendall(b" ")
+        time.sleep(0.4)
+    sys.exit("a trickling body held the connection for %.1f s" % (time.time() - t))
+except OSError:
+    pass
+PYEOF
+ok "limits: 431 for big headers; stalled and trickling bodies are cut off"
 stop_server B
 
 echo "test_e2e_curl: $N_CHECKS groups passed"

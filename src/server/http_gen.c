@@ -265,6 +265,7 @@ struct http_stream {
     int32_t text_offset;
     bool done; /* all events formatted: end once pending is written */
     int64_t t_last_write_us;
+    int64_t keepalive_us; /* a comment after this long without a write */
 };
 
 static void http_stream_free(void *cls)
@@ -342,7 +343,7 @@ static ssize_t http_stream_read(void *cls, uint64_t pos, char *out, size_t max)
         }
         if (http_fd_closed(st->fd))
             return MHD_CONTENT_READER_END_WITH_ERROR; /* NOTIFY_COMPLETED cancels */
-        if (now_us() - st->t_last_write_us >= (int64_t)HTTP_KEEPALIVE_S * 1000000)
+        if (now_us() - st->t_last_write_us >= st->keepalive_us)
             sse_keepalive(&st->pending);
     }
     size_t n = CND_MIN(max, st->pending.len - st->pending_off);
@@ -370,6 +371,11 @@ static int http_start_stream(struct http_conn *hc, const struct http_fmt *fmt)
     request_outbox_init(&st->taken);
     http_logprobs_init(&st->lps);
     st->t_last_write_us = now_us();
+    /* every HTTP_KEEPALIVE_S, or sooner when the idle timeout is shorter, so a queued stream
+     * is not taken for an idle connection */
+    st->keepalive_us = (int64_t)HTTP_KEEPALIVE_S * 1000000;
+    if (s->p.connection_timeout_s > 0)
+        st->keepalive_us = CND_MIN(st->keepalive_us, (int64_t)s->p.connection_timeout_s * 500000);
     struct MHD_Response *r = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, http_stream_read, st, http_stream_free);
     if (!r) {
