@@ -123,7 +123,8 @@ static struct engine *engine_open(struct fixture *fx, int32_t max_seqs, int32_t 
     return e;
 }
 
-static struct request *make_req(const char *id, const int32_t *prompt, int32_t n, int32_t max_tokens)
+static struct request *make_req(const char *id, const int32_t *prompt, int32_t n,
+                                int32_t max_tokens)
 {
     struct gen_params gp = gen_params_default();
     gp.sampling.temperature = 0.0f;
@@ -166,7 +167,6 @@ static bool ids_equal(const struct request *req, const int32_t *ids, int32_t n)
         return false;
     return memcmp(req->tokens + req->n_prompt, ids, sizeof(int32_t) * (size_t)n) == 0;
 }
-
 
 static struct fixture g_stories, g_rand;
 static struct ref_file g_ref_stories, g_ref_rand;
@@ -357,13 +357,14 @@ static void batch_invariance_for(struct fixture *fx, const struct ref_file *rf, 
         const struct ref_case *rc = &rf->cases[c];
         int32_t alone[512], loaded[512];
         int32_t n_alone = run_alone(e, rc->prompt, rc->n_prompt, 32, alone);
-        int32_t n_loaded = run_loaded(e, rc->prompt, rc->n_prompt, 32, fx->model->hp.n_vocab, loaded);
-        bool same = n_alone == n_loaded &&
-                    memcmp(alone, loaded, sizeof(int32_t) * (size_t)n_alone) == 0;
+        int32_t n_loaded =
+            run_loaded(e, rc->prompt, rc->n_prompt, 32, fx->model->hp.n_vocab, loaded);
+        bool same =
+            n_alone == n_loaded && memcmp(alone, loaded, sizeof(int32_t) * (size_t)n_alone) == 0;
         CHECK_MSG(same, "%s/%s: alone %d ids vs loaded %d ids differ", name, rc->id, n_alone,
                   n_loaded);
-        bool ref_same = n_alone == rc->n_gen &&
-                        memcmp(alone, rc->gen, sizeof(int32_t) * (size_t)n_alone) == 0;
+        bool ref_same =
+            n_alone == rc->n_gen && memcmp(alone, rc->gen, sizeof(int32_t) * (size_t)n_alone) == 0;
         CHECK_MSG(ref_same || !exact_ref, "%s/%s: differs from llama.cpp's greedy ids", name,
                   rc->id);
     }

@@ -11,7 +11,7 @@
 
 #define INV(pool)                                                                                  \
     do {                                                                                           \
-        CHECK(kv_block_pool_check_invariants(pool));                                              \
+        CHECK(kv_block_pool_check_invariants(pool));                                               \
         CHECK_EQ_INT(kv_block_pool_n_free(pool) + kv_block_pool_n_used(pool) +                     \
                          kv_block_pool_n_cached(pool),                                             \
                      kv_block_pool_n_total(pool));                                                 \

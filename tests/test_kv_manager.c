@@ -16,7 +16,7 @@
 
 #define INV(kvm)                                                                                   \
     do {                                                                                           \
-        struct kv_block_pool *p_ = kv_manager_pool(kvm);                                          \
+        struct kv_block_pool *p_ = kv_manager_pool(kvm);                                           \
         CHECK(kv_manager_check_invariants(kvm));                                                   \
         CHECK_EQ_INT(kv_block_pool_n_free(p_) + kv_block_pool_n_used(p_) +                         \
                          kv_block_pool_n_cached(p_),                                               \
@@ -25,8 +25,8 @@
 
 static struct kv_manager *mk(int32_t n_blocks, bool caching)
 {
-    struct kv_manager_params p = {.n_blocks = n_blocks, .block_size = BS,
-                                  .enable_prefix_caching = caching};
+    struct kv_manager_params p = {
+        .n_blocks = n_blocks, .block_size = BS, .enable_prefix_caching = caching};
     return kv_manager_create(&p, NULL);
 }
 

@@ -27,8 +27,8 @@ struct harness {
 static void harness_init(struct harness *h, int32_t n_blocks, int32_t max_seqs, int32_t max_tokens)
 {
     memset(h, 0, sizeof(*h));
-    struct kv_manager_params kp = {.n_blocks = n_blocks, .block_size = BS,
-                                   .enable_prefix_caching = true};
+    struct kv_manager_params kp = {
+        .n_blocks = n_blocks, .block_size = BS, .enable_prefix_caching = true};
     h->kvm = kv_manager_create(&kp, NULL);
     h->p.max_num_seqs = max_seqs;
     h->p.max_num_batched_tokens = max_tokens;

@@ -15,7 +15,7 @@ struct batch {
     int32_t *tokens, *positions, *seq_idx, *out_rows;
     int64_t *slots;
     const int32_t **block_tables;
-    int32_t *out_req;  /* [n_out] index into sched_output.reqs of each logits row */
+    int32_t *out_req; /* [n_out] index into sched_output.reqs of each logits row */
     size_t cap_tokens, cap_seqs;
 };
 

@@ -31,9 +31,9 @@ struct sched_req {
     int32_t pos0;        /* req->n_computed when scheduled: the step computes positions
                             pos0 .. pos0 + n_new - 1, i.e. req->tokens[pos0 .. pos0 + n_new) */
     int32_t n_new;
-    bool sample;         /* pos0 + n_new == n_tokens: the last row's logits give the next token */
-    bool first_scheduled;   /* admitted for the first time in this step */
-    int32_t n_prefix_hit;   /* tokens found in the prefix cache when admitted in this step */
+    bool sample;          /* pos0 + n_new == n_tokens: the last row's logits give the next token */
+    bool first_scheduled; /* admitted for the first time in this step */
+    int32_t n_prefix_hit; /* tokens found in the prefix cache when admitted in this step */
 };
 
 /* A step's plan: a plain value whose arrays belong to the scheduler, valid until the next

@@ -69,7 +69,8 @@ void batch_build(struct batch *b, const struct sched_output *out, int32_t block_
             b->tokens[n] = req->tokens[pos];
             b->positions[n] = pos;
             b->seq_idx[n] = s;
-            b->slots[n] = (int64_t)req->block_table[pos / block_size] * block_size + pos % block_size;
+            b->slots[n] =
+                (int64_t)req->block_table[pos / block_size] * block_size + pos % block_size;
             n++;
         }
         if (e->sample) {

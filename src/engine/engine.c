@@ -47,7 +47,7 @@
 #include <string.h>
 
 #define ENGINE_DEFAULT_MAX_CTX 4096
-#define ENGINE_IDLE_WAIT_MS 1000
+#define ENGINE_IDLE_WAIT_MS    1000
 
 enum engine_msg_kind { ENGINE_MSG_SUBMIT, ENGINE_MSG_WAKE };
 
@@ -76,8 +76,8 @@ struct engine {
     struct kv_manager *kvm;
     struct scheduler *sched;
     struct batch batch;
-    float *logits;   /* [max_num_seqs, n_vocab] */
-    float *raw_row;  /* [n_vocab] copy of a row before sampling (logprobs) */
+    float *logits;    /* [max_num_seqs, n_vocab] */
+    float *raw_row;   /* [n_vocab] copy of a row before sampling (logprobs) */
     int32_t *sampled; /* [max_num_seqs] per sched_output entry */
     int32_t *eog_ids; /* end-of-generation tokens (suppressed before min_tokens) */
     int32_t n_eog;
@@ -85,10 +85,10 @@ struct engine {
     struct chan *inbox;
     pthread_t thread;
     bool thread_started;
-    atomic_bool draining;     /* engine_submit refuses */
-    atomic_bool stopping;     /* engine thread: finish up and exit */
+    atomic_bool draining; /* engine_submit refuses */
+    atomic_bool stopping; /* engine thread: finish up and exit */
     atomic_llong stop_deadline_us;
-    atomic_int n_pending;     /* submitted, not yet admitted or finished */
+    atomic_int n_pending; /* submitted, not yet admitted or finished */
 
     pthread_mutex_t stats_lock;
     struct engine_stats stats; /* under stats_lock */
@@ -229,8 +229,7 @@ static void engine_process_token(struct engine *e, struct request *req, int32_t 
         e->p.observer.on_first_token(e->p.observer.ud, req,
                                      (double)(t_now - req->t_arrival_us) / 1e6);
     else if (e->p.observer.on_token && req->t_last_token_us > 0)
-        e->p.observer.on_token(e->p.observer.ud, req,
-                               (double)(t_now - req->t_last_token_us) / 1e6);
+        e->p.observer.on_token(e->p.observer.ud, req, (double)(t_now - req->t_last_token_us) / 1e6);
     req->t_last_token_us = t_now;
 
     bool stops_here = n_gen > gp->min_tokens; /* EOS and stop strings count from here */
@@ -260,12 +259,13 @@ static void engine_process_token(struct engine *e, struct request *req, int32_t 
 
 static void engine_fail_step(struct engine *e, const struct sched_output *out, int rc)
 {
-    log_error("forward pass failed (%s): failing the %d requests of this step",
-              cnd_status_str(rc), out->n_reqs);
+    log_error("forward pass failed (%s): failing the %d requests of this step", cnd_status_str(rc),
+              out->n_reqs);
     for (int32_t i = 0; i < out->n_reqs; i++) {
         struct request *req = out->reqs[i].req;
         if (req->status == REQ_STATUS_RUNNING)
-            engine_finish(e, req, REQ_STATUS_FINISHED_ERROR, rc, "internal error: forward pass failed");
+            engine_finish(e, req, REQ_STATUS_FINISHED_ERROR, rc,
+                          "internal error: forward pass failed");
     }
 }
 
@@ -361,8 +361,7 @@ static void engine_step(struct engine *e)
         struct request *req = out.reqs[s].req;
         if (req->status != REQ_STATUS_RUNNING)
             continue;
-        engine_process_token(e, req, e->sampled[s], has_lp && has_lp[s] ? &lps[s] : NULL,
-                             t_now);
+        engine_process_token(e, req, e->sampled[s], has_lp && has_lp[s] ? &lps[s] : NULL, t_now);
     }
     free(lps);
     free(has_lp);
@@ -461,9 +460,9 @@ struct engine *engine_create(const struct engine_params *params, char *err)
     if (e->p.stall_timeout_s <= 0)
         e->p.stall_timeout_s = 60.0;
     e->block_size = e->p.block_size;
-    e->n_ctx = e->p.n_ctx > 0 ? e->p.n_ctx
-                              : CND_MIN(hp->n_ctx_train > 0 ? hp->n_ctx_train : 2048,
-                                        ENGINE_DEFAULT_MAX_CTX);
+    e->n_ctx = e->p.n_ctx > 0
+                   ? e->p.n_ctx
+                   : CND_MIN(hp->n_ctx_train > 0 ? hp->n_ctx_train : 2048, ENGINE_DEFAULT_MAX_CTX);
     if (e->p.kv_type != CND_DTYPE_F16 && e->p.kv_type != CND_DTYPE_F32) {
         err_set(err, "KV cache type %s is not supported (f16, f32)", dtype_name(e->p.kv_type));
         engine_free(e);
@@ -472,15 +471,17 @@ struct engine *engine_create(const struct engine_params *params, char *err)
 
     /* KV pool: what the budget buys, or enough for max_num_seqs full contexts */
     size_t elem = e->p.kv_type == CND_DTYPE_F16 ? 2 : 4;
-    int64_t block_bytes = (int64_t)hp->n_layer * 2 * e->block_size * hp->n_head_kv *
-                          hp->head_dim * (int64_t)elem;
-    int64_t n_blocks = e->p.kv_cache_bytes > 0
-                           ? e->p.kv_cache_bytes / block_bytes
-                           : (int64_t)e->p.max_num_seqs * ((e->n_ctx + e->block_size - 1) / e->block_size);
+    int64_t block_bytes =
+        (int64_t)hp->n_layer * 2 * e->block_size * hp->n_head_kv * hp->head_dim * (int64_t)elem;
+    int64_t n_blocks =
+        e->p.kv_cache_bytes > 0
+            ? e->p.kv_cache_bytes / block_bytes
+            : (int64_t)e->p.max_num_seqs * ((e->n_ctx + e->block_size - 1) / e->block_size);
     if (n_blocks < 1) {
-        err_set(err, "KV cache budget of %lld bytes holds no block (one block of %d tokens is "
-                     "%lld bytes)", (long long)e->p.kv_cache_bytes, e->block_size,
-                (long long)block_bytes);
+        err_set(err,
+                "KV cache budget of %lld bytes holds no block (one block of %d tokens is "
+                "%lld bytes)",
+                (long long)e->p.kv_cache_bytes, e->block_size, (long long)block_bytes);
         engine_free(e);
         return NULL;
     }
@@ -490,8 +491,8 @@ struct engine *engine_create(const struct engine_params *params, char *err)
     log_info("KV cache: %d blocks = %lld tokens (%d per block, %s, %.1f MiB); context %d, "
              "max %d sequences, %d tokens per step",
              e->n_blocks, (long long)e->n_blocks * e->block_size, e->block_size,
-             dtype_name(e->p.kv_type), (double)n_blocks * (double)block_bytes / 1048576.0,
-             e->n_ctx, e->p.max_num_seqs, e->p.max_num_batched_tokens);
+             dtype_name(e->p.kv_type), (double)n_blocks * (double)block_bytes / 1048576.0, e->n_ctx,
+             e->p.max_num_seqs, e->p.max_num_batched_tokens);
 
     int rc = e->be->ops->load_model(e->be, m, err);
     if (rc == 0) {
@@ -596,14 +597,18 @@ int engine_submit(struct engine *e, struct request *req, char *err)
     /* the pool's size is a context limit of its own */
     int64_t limit = CND_MIN((int64_t)e->n_ctx, (int64_t)e->n_blocks * e->block_size);
     if (req->n_prompt >= limit) {
-        err_set(err, "the prompt (%d tokens) leaves no room to generate in the context (%lld "
-                     "tokens)", req->n_prompt, (long long)limit);
+        err_set(err,
+                "the prompt (%d tokens) leaves no room to generate in the context (%lld "
+                "tokens)",
+                req->n_prompt, (long long)limit);
         return CND_ERANGE;
     }
     if (req->params.max_tokens > 0) {
         if ((int64_t)req->n_prompt + req->params.max_tokens > limit) {
-            err_set(err, "the prompt (%d tokens) plus max_tokens (%d) exceeds the context (%lld "
-                         "tokens)", req->n_prompt, req->params.max_tokens, (long long)limit);
+            err_set(err,
+                    "the prompt (%d tokens) plus max_tokens (%d) exceeds the context (%lld "
+                    "tokens)",
+                    req->n_prompt, req->params.max_tokens, (long long)limit);
             return CND_ERANGE;
         }
         req->max_tokens = req->params.max_tokens;

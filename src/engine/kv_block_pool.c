@@ -27,20 +27,20 @@
 
 struct kv_block {
     int32_t ref;
-    uint32_t gen;        /* bumped at each allocation */
+    uint32_t gen; /* bumped at each allocation */
     bool hashed;
     bool in_lru;
     int32_t parent;      /* block this one's K/V were computed after (-1: first block) */
     uint32_t parent_gen; /* parent's gen at registration */
     uint64_t hash;
-    int32_t hash_next;   /* next block id in the same bucket, -1 */
+    int32_t hash_next; /* next block id in the same bucket, -1 */
     struct list_node lru;
 };
 
 struct kv_block_pool {
     int32_t n_blocks, block_size;
     struct kv_block *blocks;
-    int32_t *tokens; /* [n_blocks * block_size], valid for hashed blocks */
+    int32_t *tokens;      /* [n_blocks * block_size], valid for hashed blocks */
     struct list_node lru; /* ref-0 blocks; head = next to allocate */
     int32_t *buckets;
     uint64_t bucket_mask;
@@ -299,9 +299,11 @@ bool kv_block_pool_check_invariants(const struct kv_block_pool *pool)
         return false;
     int32_t n_lru = 0;
     const struct list_node *node;
-    list_for_each(node, &pool->lru) {
-        const struct kv_block *b = (const struct kv_block *)(const void *)((const char *)node -
-                                                                   offsetof(struct kv_block, lru));
+    list_for_each(node, &pool->lru)
+    {
+        const struct kv_block *b =
+            (const struct kv_block *)(const void *)((const char *)node -
+                                                    offsetof(struct kv_block, lru));
         if (b->ref != 0 || ++n_lru > pool->n_blocks)
             return false;
     }

@@ -19,16 +19,11 @@
 const char *request_finish_reason(enum req_status s)
 {
     switch (s) {
-    case REQ_STATUS_FINISHED_STOP:
-        return "stop";
-    case REQ_STATUS_FINISHED_LENGTH:
-        return "length";
-    case REQ_STATUS_FINISHED_ABORTED:
-        return "abort";
-    case REQ_STATUS_FINISHED_ERROR:
-        return "error";
-    default:
-        return NULL;
+    case REQ_STATUS_FINISHED_STOP: return "stop";
+    case REQ_STATUS_FINISHED_LENGTH: return "length";
+    case REQ_STATUS_FINISHED_ABORTED: return "abort";
+    case REQ_STATUS_FINISHED_ERROR: return "error";
+    default: return NULL;
     }
 }
 

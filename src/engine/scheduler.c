@@ -126,7 +126,8 @@ struct request *scheduler_any_request(const struct scheduler *s)
 static void abort_cancelled(struct scheduler *s, struct list_node *queue, struct sched_output *out)
 {
     struct list_node *node, *tmp;
-    list_for_each_safe(node, tmp, queue) {
+    list_for_each_safe(node, tmp, queue)
+    {
         struct request *req = list_entry(node, struct request, sched_node);
         if (!atomic_load_explicit(&req->cancel_requested, memory_order_acquire))
             continue;
@@ -145,7 +146,8 @@ static void preempt(struct scheduler *s, struct request *victim, struct sched_ou
             continue;
         *budget += out->reqs[i].n_new;
         out->n_tokens -= out->reqs[i].n_new;
-        memmove(&out->reqs[i], &out->reqs[i + 1], sizeof(out->reqs[0]) * (size_t)(out->n_reqs - i - 1));
+        memmove(&out->reqs[i], &out->reqs[i + 1],
+                sizeof(out->reqs[0]) * (size_t)(out->n_reqs - i - 1));
         out->n_reqs--;
         break;
     }
@@ -196,8 +198,8 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
     xgrow((void **)&s->snapshot, &s->cap_snapshot, (size_t)s->n_running + 1, sizeof(*s->snapshot));
     int32_t n_snap = 0;
     struct list_node *node;
-    list_for_each(node, &s->running)
-        s->snapshot[n_snap++] = list_entry(node, struct request, sched_node);
+    list_for_each(node, &s->running) s->snapshot[n_snap++] =
+        list_entry(node, struct request, sched_node);
 
     for (int pass = 0; pass < 2; pass++) {
         for (int32_t i = 0; i < n_snap && budget > 0; i++) {
