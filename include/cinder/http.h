@@ -27,11 +27,11 @@ struct http_server;
 struct http_params {
     const char *host; /* numeric IPv4 or IPv6 address to bind ("127.0.0.1", "::1", "0.0.0.0") */
     int32_t port;     /* 0: pick a free one (see http_server_port) */
-    int64_t max_body_bytes;      /* 413 above */
-    int64_t max_header_bytes;    /* per-connection memory for the request line and headers */
-    int32_t max_connections;     /* concurrent connections (each has a thread) */
+    int64_t max_body_bytes;       /* 413 above */
+    int64_t max_header_bytes;     /* per-connection memory for the request line and headers */
+    int32_t max_connections;      /* concurrent connections (each has a thread) */
     int32_t connection_timeout_s; /* idle/read timeout; 0 = none */
-    int32_t max_tokens_cap;      /* upper bound on a request's max_tokens; 0 = context only */
+    int32_t max_tokens_cap;       /* upper bound on a request's max_tokens; 0 = context only */
 
     const char *served_model_name; /* copied */
     int64_t model_created;         /* unix seconds for /v1/models */

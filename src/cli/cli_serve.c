@@ -166,10 +166,10 @@ static int serve_pass2(int argc, char **argv, struct cnd_config *cfg, struct ser
                 /* a bare boolean flag means true; an explicit value may follow */
                 const char *next = i + 1 < argc ? argv[i + 1] : NULL;
                 bool explicit_value =
-                    next && (!strcasecmp(next, "true") || !strcasecmp(next, "false") ||
-                             !strcasecmp(next, "yes") || !strcasecmp(next, "no") ||
-                             !strcmp(next, "1") || !strcmp(next, "0") ||
-                             !strcasecmp(next, "on") || !strcasecmp(next, "off"));
+                    next &&
+                    (!strcasecmp(next, "true") || !strcasecmp(next, "false") ||
+                     !strcasecmp(next, "yes") || !strcasecmp(next, "no") || !strcmp(next, "1") ||
+                     !strcmp(next, "0") || !strcasecmp(next, "on") || !strcasecmp(next, "off"));
                 v = explicit_value ? argv[++i] : "true";
             } else if (i + 1 >= argc) {
                 fprintf(stderr, "cinder serve: %s needs a value\n", f);
@@ -310,8 +310,8 @@ static int64_t serve_mem_available(void)
 static int64_t serve_kv_bytes(const struct cnd_config *cfg, const struct model *m, int32_t n_ctx,
                               enum cnd_dtype kv_type)
 {
-    int64_t per_token = 2LL * m->hp.n_layer * m->hp.n_head_kv * m->hp.head_dim *
-                        (kv_type == CND_DTYPE_F32 ? 4 : 2);
+    int64_t per_token =
+        2LL * m->hp.n_layer * m->hp.n_head_kv * m->hp.head_dim * (kv_type == CND_DTYPE_F32 ? 4 : 2);
     int64_t need = per_token * n_ctx * cfg->max_num_seqs;
     if (cfg->kv_cache_memory_bytes > 0)
         return cfg->kv_cache_memory_bytes;
@@ -456,8 +456,8 @@ int cli_serve_main(int argc, char **argv)
         fprintf(stderr, "cinder serve: %s\n", err);
         goto out;
     }
-    const char *served = cfg.served_model_name && *cfg.served_model_name ? cfg.served_model_name
-                                                                         : model->name;
+    const char *served =
+        cfg.served_model_name && *cfg.served_model_name ? cfg.served_model_name : model->name;
     int32_t n_ctx = cfg.ctx_size > 0 ? cfg.ctx_size : model->hp.n_ctx_train;
     if (n_ctx <= 0)
         n_ctx = 2048;
@@ -477,8 +477,9 @@ int cli_serve_main(int argc, char **argv)
 
     /* compute */
     if (cfg.device && strncmp(cfg.device, "cuda", 4) == 0) {
-        fprintf(stderr, "cinder serve: device '%s': the CUDA backend is not available to serve "
-                        "in this build; use --device cpu\n",
+        fprintf(stderr,
+                "cinder serve: device '%s': the CUDA backend is not available to serve "
+                "in this build; use --device cpu\n",
                 cfg.device);
         exit_code = 2;
         goto out;
@@ -496,8 +497,8 @@ int cli_serve_main(int argc, char **argv)
     ep.backend = be;
     ep.n_ctx = n_ctx;
     ep.block_size = cfg.block_size;
-    ep.kv_type = cfg.kv_cache_type && !strcmp(cfg.kv_cache_type, "f32") ? CND_DTYPE_F32
-                                                                        : CND_DTYPE_F16;
+    ep.kv_type =
+        cfg.kv_cache_type && !strcmp(cfg.kv_cache_type, "f32") ? CND_DTYPE_F32 : CND_DTYPE_F16;
     ep.kv_cache_bytes = serve_kv_bytes(&cfg, model, n_ctx, ep.kv_type);
     ep.max_num_seqs = cfg.max_num_seqs;
     ep.max_num_batched_tokens = cfg.max_num_batched_tokens;

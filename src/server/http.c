@@ -84,9 +84,8 @@ int http_send(struct http_conn *hc, unsigned status, const char *content_type, s
     char *data = NULL;
     if (body)
         data = buf_take(body, &len);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE
-                                                                           : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(data);
         return MHD_NO;
@@ -247,9 +246,8 @@ static int http_handle_metrics(struct http_conn *hc)
     }
     size_t len = 0;
     char *data = buf_take(&b, &len);
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, data ? data : (void *)"",
-                                                             data ? MHD_RESPMEM_MUST_FREE
-                                                                  : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(data);
         return MHD_NO;
@@ -370,9 +368,8 @@ static int http_dispatch(struct http_conn *hc, const char *url)
 }
 
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url,
-                                   const char *method, const char *version,
-                                   const char *upload_data, size_t *upload_data_size,
-                                   void **con_cls)
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
 {
     CND_UNUSED(version);
     struct http_server *s = cls;
@@ -464,8 +461,8 @@ struct http_server *http_server_create(const struct http_params *p, char *err)
     struct sockaddr_in sin;
     struct sockaddr_in6 sin6;
     struct sockaddr *sa;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     const char *host = p->host && *p->host ? p->host : "127.0.0.1";
     if (p->port < 0 || p->port > 65535) {
         err_set(err, "port %d is out of range", p->port);
@@ -508,7 +505,8 @@ struct http_server *http_server_create(const struct http_params *p, char *err)
         flags, (uint16_t)p->port, NULL, NULL, http_access, s, MHD_OPTION_EXTERNAL_LOGGER,
         http_mhd_log, s, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)(p->max_connections > 0 ? p->max_connections : 512),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(p->connection_timeout_s > 0 ? p->connection_timeout_s : 0),
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(p->connection_timeout_s > 0 ? p->connection_timeout_s : 0),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_THREAD_STACK_SIZE,
         (size_t)HTTP_THREAD_STACK_BYTES, MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
         MHD_OPTION_END);

@@ -31,8 +31,8 @@
 #include <string.h>
 #include <time.h>
 
-#define HTTP_WAIT_MS 1000
-#define HTTP_KEEPALIVE_S 10
+#define HTTP_WAIT_MS      1000
+#define HTTP_KEEPALIVE_S  10
 #define HTTP_STREAM_BLOCK (32u << 10)
 
 /* ---- prompts ---- */
@@ -58,9 +58,8 @@ static int http_render_chat(struct http_server *s, const cJSON *messages, bool a
 }
 
 /* Tokenize text as it came over HTTP. Returns 0 or fills e. */
-static int http_tokenize_text(struct http_server *s, const char *text, size_t len,
-                              bool add_special, int32_t **ids, size_t *n_ids,
-                              struct openai_error *e)
+static int http_tokenize_text(struct http_server *s, const char *text, size_t len, bool add_special,
+                              int32_t **ids, size_t *n_ids, struct openai_error *e)
 {
     size_t cap = 0;
     *ids = NULL;
@@ -293,8 +292,7 @@ static void http_stream_format(struct http_stream *st)
     struct request_outbox *t = &st->taken;
     bool has_lp = st->fmt.logprobs && t->n_logprobs > 0;
     if (has_lp)
-        http_logprobs_build(&st->lps, st->srv->p.tok, t->logprobs, t->n_logprobs,
-                            &st->text_offset);
+        http_logprobs_build(&st->lps, st->srv->p.tok, t->logprobs, t->n_logprobs, &st->text_offset);
     http_fmt_stream_delta(&st->fmt, t->text.data, t->text.len, has_lp ? &st->lps : NULL,
                           &st->pending);
     buf_reset(&t->text);
@@ -429,13 +427,12 @@ int http_handle_generation(struct http_conn *hc, enum openai_kind kind)
         request_unref(req);
         switch (rc) {
         case CND_EOVERLOAD:
-            openai_error_set(&e, 503, NULL, "the server is busy: too many requests are queued; "
-                                            "retry later");
+            openai_error_set(&e, 503, NULL,
+                             "the server is busy: too many requests are queued; "
+                             "retry later");
             snprintf(e.code, sizeof(e.code), "server_overloaded");
             break;
-        case CND_ECANCELLED:
-            openai_error_set(&e, 503, NULL, "the server is shutting down");
-            break;
+        case CND_ECANCELLED: openai_error_set(&e, 503, NULL, "the server is shutting down"); break;
         case CND_ERANGE:
             openai_error_set(&e, 400, "max_tokens", "%s",
                              err[0] ? err : "the request does not fit in the context");
@@ -484,8 +481,7 @@ int http_handle_tokenize(struct http_conn *hc)
             buf_init(&text);
             rc = http_render_chat(s, r.messages, r.add_generation_prompt, &text, &e);
             if (rc == 0)
-                rc = http_tokenize_text(s, text.data, text.len, r.add_special_tokens, &ids, &n,
-                                        &e);
+                rc = http_tokenize_text(s, text.data, text.len, r.add_special_tokens, &ids, &n, &e);
             buf_deinit(&text);
         } else {
             rc = http_tokenize_text(s, r.prompt, strlen(r.prompt ? r.prompt : ""),
