@@ -203,13 +203,13 @@ int kv_manager_cow_last_block(struct kv_manager *kvm, struct request *req, int32
     int32_t i = req->n_computed / kvm->block_size;
     if (i >= req->n_blocks || kv_block_pool_refcount(kvm->pool, req->block_table[i]) <= 1)
         return 0;
+    CND_ASSERT(req->n_blocks_hashed <= i); /* a hashed block is full: never written again */
     int32_t fresh;
     if (kv_block_pool_alloc(kvm->pool, 1, &fresh) != 0)
         return CND_ENOSPC;
     int32_t old = req->block_table[i];
     req->block_table[i] = fresh;
     kv_block_pool_unref(kvm->pool, old);
-    CND_ASSERT(req->n_blocks_hashed <= i); /* a hashed block is full: never written again */
     *src_id = old;
     *dst_id = fresh;
     return 1;
