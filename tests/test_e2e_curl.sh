@@ -209,6 +209,19 @@ grep -q '^cinder_requests_cancelled_total{model_name="stories260K"} [1-9]' "$O.m
     fail "the disconnect was not cancelled: $(grep cancelled "$O.m")"
 grep -q '^vllm:num_requests_running{model_name="stories260K"} 0' "$O.m" ||
     fail "a request still runs after the disconnect"
+# a non-streamed request whose client leaves while tokens are being generated
+$UTIL disconnect-full "$U" /v1/completions '{"prompt":"Once upon a time","max_tokens":2000,"ignore_eos":true}' >/dev/null ||
+    fail "disconnect-full client"
+for _ in $(seq 1 100); do
+    http GET "$U/metrics" "$O.m" >/dev/null
+    grep -q '^cinder_requests_cancelled_total{model_name="stories260K"} [2-9]' "$O.m" &&
+        grep -q '^vllm:num_requests_running{model_name="stories260K"} 0' "$O.m" && break
+    sleep 0.05
+done
+grep -q '^cinder_requests_cancelled_total{model_name="stories260K"} [2-9]' "$O.m" ||
+    fail "the non-streamed disconnect was not cancelled: $(grep cancelled "$O.m")"
+grep -q '^vllm:num_requests_running{model_name="stories260K"} 0' "$O.m" ||
+    fail "a non-streamed request still runs after its client left"
 expect_status "$(post "$U/v1/chat/completions" "$O" "$CHAT")" 200 "service after a disconnect"
 [ "$(jget "$O" 'd["choices"][0]["message"]["content"]')" = "$(jget "$O.chat" 'd["choices"][0]["message"]["content"]')" ] ||
     fail "another greedy answer after a disconnect"

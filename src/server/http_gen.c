@@ -31,9 +31,10 @@
 #include <string.h>
 #include <time.h>
 
-#define HTTP_WAIT_MS      1000
-#define HTTP_KEEPALIVE_S  10
-#define HTTP_STREAM_BLOCK (32u << 10)
+#define HTTP_WAIT_MS       1000
+#define HTTP_KEEPALIVE_S   10
+#define HTTP_PEER_CHECK_MS 100
+#define HTTP_STREAM_BLOCK  (32u << 10)
 
 /* ---- prompts ---- */
 
@@ -203,6 +204,7 @@ static int http_wait_full(struct http_conn *hc, struct http_fmt *fmt)
     int32_t n_acc = 0, cap_acc = 0;
     struct openai_error e;
     int rc;
+    int64_t t_peer_check_us = now_us();
     for (;;) {
         bool got = request_outbox_take(req, &taken, HTTP_WAIT_MS);
         if (taken.text.len) {
@@ -218,7 +220,13 @@ static int http_wait_full(struct http_conn *hc, struct http_fmt *fmt)
             rc = http_send_error(hc, &e);
             goto out;
         }
-        if (!got && http_peer_closed(hc)) {
+        /* tokens keep coming while a client that left waits for nothing: look at the socket
+         * on every timeout and at least every HTTP_PEER_CHECK_MS while generating */
+        int64_t now = now_us();
+        if (got && now - t_peer_check_us < HTTP_PEER_CHECK_MS * 1000)
+            continue;
+        t_peer_check_us = now;
+        if (http_peer_closed(hc)) {
             http_cancel_own(hc, "client went away");
             rc = MHD_NO;
             goto out;

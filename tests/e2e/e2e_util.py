@@ -3,6 +3,7 @@
 
   sse-check FILE chat|completion [--usage]   check a saved SSE body's shape; print a summary JSON
   disconnect URL PATH JSON                   start a stream, read one event, drop the connection
+  disconnect-full URL PATH JSON              send a non-streamed request, leave after 0.3 s
   drain URL PATH JSON PID [--expect-error]   start a stream, SIGTERM PID after the first event,
                                              read to the end; print the summary JSON
   notify-listen SOCKET OUTFILE SECONDS       a fake systemd NOTIFY_SOCKET: append each datagram
@@ -138,6 +139,18 @@ def disconnect(url, path, body):
     print("disconnected after %d bytes" % len(first))
 
 
+def disconnect_full(url, path, body):
+    """A non-streamed request whose client leaves after 0.3 s."""
+    u = urllib.parse.urlparse(url)
+    s = socket.create_connection((u.hostname, u.port), timeout=10)
+    data = body.encode()
+    s.sendall(("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+               "Content-Length: %d\r\n\r\n" % (path, u.hostname, len(data))).encode() + data)
+    time.sleep(0.3)
+    s.close()
+    print("left after 0.3 s")
+
+
 def drain(url, path, body, pid, expect_error):
     conn, resp = open_stream(url, path, body)
     raw = read_event(resp)
@@ -197,6 +210,8 @@ def main():
         sse_check(a[0], a[1], "--usage" in a[2:])
     elif cmd == "disconnect":
         disconnect(a[0], a[1], a[2])
+    elif cmd == "disconnect-full":
+        disconnect_full(a[0], a[1], a[2])
     elif cmd == "drain":
         drain(a[0], a[1], a[2], int(a[3]), "--expect-error" in a[4:])
     elif cmd == "notify-listen":
