@@ -25,7 +25,7 @@ struct tokenizer;
 struct http_server;
 
 struct http_params {
-    const char *host; /* numeric IPv4 or IPv6 address to bind ("127.0.0.1", "::1", "0.0.0.0") */
+    const char *host; /* address to bind ("127.0.0.1", "::1", "0.0.0.0") or a name ("localhost") */
     int32_t port;     /* 0: pick a free one (see http_server_port) */
     int64_t max_body_bytes;       /* 413 above */
     int64_t max_header_bytes;     /* per-connection memory for the request line and headers */

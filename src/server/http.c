@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -480,8 +481,28 @@ struct http_server *http_server_create(const struct http_params *p, char *err)
         sa = (struct sockaddr *)&sin6;
         flags |= MHD_USE_IPv6;
     } else {
-        err_set(err, "host '%s' is not a numeric IPv4 or IPv6 address", host);
-        return NULL;
+        /* a name ("localhost"): its first address */
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE;
+        int gai = getaddrinfo(host, NULL, &hints, &res);
+        if (gai != 0 || !res) {
+            err_set(err, "host '%s': %s", host, gai ? gai_strerror(gai) : "no address");
+            return NULL;
+        }
+        if (res->ai_family == AF_INET6) {
+            memcpy(&sin6, res->ai_addr, sizeof(sin6));
+            sin6.sin6_port = htons((uint16_t)p->port);
+            sa = (struct sockaddr *)&sin6;
+            flags |= MHD_USE_IPv6;
+        } else {
+            memcpy(&sin, res->ai_addr, sizeof(sin));
+            sin.sin_port = htons((uint16_t)p->port);
+            sa = (struct sockaddr *)&sin;
+        }
+        freeaddrinfo(res);
     }
     if (!p->engine || !p->tok || p->n_ctx <= 0 || !p->served_model_name) {
         err_set(err, "http: engine, tokenizer, n_ctx and served_model_name are required");

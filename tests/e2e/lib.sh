@@ -2,6 +2,7 @@
 # dir. Starts servers on 127.0.0.1 with --port 0 (the port is read from the log), always kills
 # them on exit, and gives small check helpers. Skips (77) when the model or a tool is missing.
 set -u
+export PYTHONDONTWRITEBYTECODE=1
 
 CINDER=${1:?usage: test_e2e_X.sh CINDER_BINARY SHARED_DIR}
 SHARED=${2:?usage: test_e2e_X.sh CINDER_BINARY SHARED_DIR}
