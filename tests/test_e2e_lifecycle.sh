@@ -93,7 +93,8 @@ $UTIL notify-listen "$SOCK" "$TMP/notify.txt" 60 &
 LISTENER=$!
 SERVER_PIDS+=("$LISTENER")
 for _ in $(seq 1 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
-NOTIFY_SOCKET="$SOCK" WATCHDOG_USEC=400000 CINDER_API_KEYS=env-key CINDER_METRICS_REQUIRE_KEY=true \
+NOTIFY_SOCKET="$SOCK" WATCHDOG_USEC=400000 CINDER_API_KEYS=env-key CINDER_API_KEY=sdk-key \
+    CINDER_METRICS_REQUIRE_KEY=true \
     start_server N
 for _ in $(seq 1 50); do grep -q '^WATCHDOG=1$' "$TMP/notify.txt" && break; sleep 0.1; done
 grep -q '^READY=1$' "$TMP/notify.txt" || fail "no READY=1: $(cat "$TMP/notify.txt")"
@@ -101,6 +102,7 @@ grep -q '^WATCHDOG=1$' "$TMP/notify.txt" || fail "no WATCHDOG=1"
 grep -q '^STATUS=serving' "$TMP/notify.txt" || fail "no STATUS="
 expect_status "$(http GET "$N_URL/metrics" "$O")" 401 "metrics_require_key"
 expect_status "$(http GET "$N_URL/metrics" "$O" -H 'Authorization: Bearer env-key')" 200 "CINDER_API_KEYS"
+expect_status "$(http GET "$N_URL/v1/models" "$O" -H 'Authorization: Bearer sdk-key')" 200 "CINDER_API_KEY"
 stop_server N
 grep -q '^STOPPING=1$' "$TMP/notify.txt" || fail "no STOPPING=1"
 kill "$LISTENER" 2>/dev/null

@@ -59,8 +59,10 @@ static void serve_usage(FILE *f)
             "flags.\n\n"
             "  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n\n",
             "--config FILE", "YAML file of the keys below (configs/cinder.yaml)", "--api-key KEY",
-            "accept this bearer key (repeatable; adds to --api-keys)", "--print-config",
-            "print the effective settings as YAML and exit", "-h, --help", "this list");
+            "accept this bearer key (repeatable; replaces the file's and environment's keys; "
+            "$CINDER_API_KEY adds one)",
+            "--print-config", "print the effective settings as YAML and exit", "-h, --help",
+            "this list");
     size_t n;
     const struct config_key *keys = config_keys(&n);
     for (size_t i = 0; i < n; i++) {
@@ -198,6 +200,37 @@ static int serve_pass2(int argc, char **argv, struct cnd_config *cfg, struct ser
             cfg->api_keys[i] = xstrdup(a->api_keys[i]);
         }
     }
+    return 0;
+}
+
+/* The CINDER_* layer. CINDER_API_KEY (one key, the name OpenAI's SDKs use for theirs) is not a
+ * config key: it adds its key to the api_keys of the file and of CINDER_API_KEYS. */
+extern char **environ;
+
+static int serve_apply_env(struct cnd_config *cfg, char *err)
+{
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **envp = xcalloc(n + 1, sizeof(char *));
+    const char *single = NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(environ[i], "CINDER_API_KEY=", 15) == 0)
+            single = environ[i] + 15;
+        else
+            envp[k++] = environ[i];
+    }
+    int rc = config_apply_env(cfg, envp, err);
+    free(envp);
+    if (rc != 0 || !single)
+        return rc;
+    if (!*single) {
+        err_set(err, "CINDER_API_KEY: an empty key is not allowed");
+        return CND_EINVAL;
+    }
+    cfg->api_keys = xrealloc(cfg->api_keys, (size_t)(cfg->n_api_keys + 1) * sizeof(char *));
+    cfg->api_keys[cfg->n_api_keys++] = xstrdup(single);
     return 0;
 }
 
@@ -398,7 +431,7 @@ int cli_serve_main(int argc, char **argv)
         exit_code = 2;
         goto out;
     }
-    if (config_apply_env(&cfg, NULL, err) != 0) {
+    if (serve_apply_env(&cfg, err) != 0) {
         fprintf(stderr, "cinder serve: %s\n", err);
         exit_code = 2;
         goto out;
