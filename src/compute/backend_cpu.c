@@ -18,8 +18,6 @@
 #include "cinder/xalloc.h"
 
 #include <math.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -462,10 +460,7 @@ struct matmul_task {
     float *out;
     size_t act_row;
     const float *bias;
-    bool quantize; /* quantize the activations inside the task (then a barrier) */
-    int64_t chunk_rows, n_chunks;
-    atomic_int next_chunk;
-    atomic_int n_quantized;
+    int64_t chunk_rows;
 };
 
 /* rows [r0, r1) of the output for every column */
@@ -502,43 +497,29 @@ static void matmul_rows(struct matmul_task *t, int64_t r0, int64_t r1)
     }
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
-}
+#define MM_QUANT_ROWS 8 /* activation rows per quantization chunk */
 
-/* One dispatch per matmul: (optionally) quantize a share of the activation rows, wait for the
- * others, then take row chunks from a shared counter (dynamic: on a shared machine one core
- * is often slower, and a static split would make the other wait). */
-static void matmul_task(void *p, int ith, int nth)
+static void matmul_quantize_chunk(void *p, int64_t chunk, int i_thread)
 {
     struct matmul_task *t = p;
-    if (t->quantize) {
-        int64_t lo, hi;
-        split_range(t->n, ith, nth, 1, &lo, &hi);
-        const int64_t n_in = t->w->ne[0];
-        for (int64_t i = lo; i < hi; i++)
-            t->k->quantize_act(t->x + i * n_in, t->c->act + (size_t)i * t->act_row, n_in);
-        atomic_fetch_add_explicit(&t->n_quantized, 1, memory_order_acq_rel);
-        int spins = 0;
-        while (atomic_load_explicit(&t->n_quantized, memory_order_acquire) < nth)
-            if (++spins < 4096)
-                cpu_relax();
-            else
-                sched_yield(); /* the other thread was descheduled (oversubscribed machine) */
-    }
-    const int64_t n_out = t->w->ne[1];
-    for (;;) {
-        const int64_t ch = atomic_fetch_add_explicit(&t->next_chunk, 1, memory_order_relaxed);
-        if (ch >= t->n_chunks)
-            break;
-        const int64_t r0 = ch * t->chunk_rows;
-        matmul_rows(t, r0, CND_MIN(n_out, r0 + t->chunk_rows));
-    }
+    CND_UNUSED(i_thread);
+    const int64_t n_in = t->w->ne[0];
+    const int64_t lo = chunk * MM_QUANT_ROWS, hi = CND_MIN((int64_t)t->n, lo + MM_QUANT_ROWS);
+    for (int64_t i = lo; i < hi; i++)
+        t->k->quantize_act(t->x + i * n_in, t->c->act + (size_t)i * t->act_row, n_in);
 }
 
+static void matmul_chunk(void *p, int64_t chunk, int i_thread)
+{
+    struct matmul_task *t = p;
+    CND_UNUSED(i_thread);
+    const int64_t r0 = chunk * t->chunk_rows;
+    matmul_rows(t, r0, CND_MIN(t->w->ne[1], r0 + t->chunk_rows));
+}
+
+/* Quantize the activations (a few rows: by the caller, else in parallel chunks), then hand out
+ * row chunks dynamically (on a shared machine one core is often slower; a static split would
+ * make the other wait). */
 static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, const float *x,
                        int32_t n, const struct tensor *bias)
 {
@@ -560,25 +541,19 @@ static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, c
         .c = c, .k = k, .w = w, .x = x, .n = n, .out = out, .act_row = act_row,
         .bias = bias ? bias->data : NULL,
     };
-    /* a few rows of activations are quantized by the caller (cheaper than a barrier) */
-    t.quantize = nt > 1 && n > 4;
-    if (!t.quantize)
+    if (nt > 1 && n > MM_QUANT_ROWS)
+        threadpool_run_chunks(c->pool, nt, (n + MM_QUANT_ROWS - 1) / MM_QUANT_ROWS,
+                              matmul_quantize_chunk, &t);
+    else
         for (int32_t i = 0; i < n; i++)
             k->quantize_act(x + (size_t)i * n_in, c->act + (size_t)i * act_row, n_in);
-    /* chunks: multiples of 16 rows, about 8 per thread (fewer, larger ones for big batches so
-     * each weight panel is reused across all columns while it sits in cache) */
+    /* chunks: multiples of 16 rows, about 8 per thread */
     int64_t chunk = (n_out + 8 * nt - 1) / (8 * nt);
     chunk = (chunk + 15) & ~(int64_t)15;
     if (chunk < 16)
         chunk = 16;
     t.chunk_rows = chunk;
-    t.n_chunks = (n_out + chunk - 1) / chunk;
-    atomic_init(&t.next_chunk, 0);
-    atomic_init(&t.n_quantized, 0);
-    if (nt <= 1)
-        matmul_task(&t, 0, 1);
-    else
-        threadpool_run(c->pool, nt, matmul_task, &t);
+    threadpool_run_chunks(c->pool, nt, (n_out + chunk - 1) / chunk, matmul_chunk, &t);
 }
 
 /* ---- attention ---- */

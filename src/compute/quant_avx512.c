@@ -133,6 +133,9 @@ DEFINE_DOT_TILE(TGT_F, bf16, k_bf16)
  * accumulator whatever R, C and the pair's place in the tile, so all three agree bit for bit. */
 
 #define PREP_STACK (96 * 1024)
+#ifndef FPF_DIST
+#define FPF_DIST 8
+#endif
 
 /* driver: column blocks of up to CMAX prepared columns, rows in fours then singles */
 #define MK_CASE(mk, R, C)                                                                          \
@@ -204,7 +207,8 @@ KINL_F void mk_f16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *prep, 
         __m512 wv[4];
         UNROLL FOR_R
         {
-            _mm_prefetch((const char *)(w + r * ws + i * 2 + 512), _MM_HINT_T0);
+            if (FPF_DIST && !(i & 31))
+                _mm_prefetch((const char *)(w + (r + FPF_DIST) * ws + i * 2), _MM_HINT_T0);
             wv[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(w + r * ws + i * 2)));
         }
         _Pragma("GCC unroll 6") FOR_C
@@ -242,6 +246,9 @@ DEFINE_PREP_GEMM(TGT_F, f16, f16_prep, f16_prep_bytes, mk_f16, 6, F16_C4, F16_C1
  * zeroed buffer: scale 0). ---- */
 
 #define Q8G_BYTES 256
+#ifndef QPF_DIST
+#define QPF_DIST 8
+#endif
 
 static inline size_t q8g_prep_bytes(int64_t n)
 {
@@ -346,8 +353,10 @@ KINL_V void wg_q8_0(const uint8_t *b, __m512i *lo, __m512i *hi, __m512 *d)
             UNROLL FOR_R                                                                           \
             {                                                                                      \
                 const uint8_t *wb = full ? w + r * ws + g * 4 * GB : tail[r];                      \
-                _mm_prefetch((const char *)(wb + 8 * 4 * GB), _MM_HINT_T0);                        \
-                _mm_prefetch((const char *)(wb + 8 * 4 * GB + 64), _MM_HINT_T0);                   \
+                if (QPF_DIST) {                                                                    \
+                    _mm_prefetch((const char *)(wb + QPF_DIST * ws), _MM_HINT_T0);                 \
+                    _mm_prefetch((const char *)(wb + QPF_DIST * ws + 64), _MM_HINT_T0);            \
+                }                                                                                  \
                 WG(wb, &wl[r], &wh[r], &dw[r]);                                                    \
             }                                                                                      \
             UNROLL FOR_C                                                                           \
@@ -380,6 +389,48 @@ DEFINE_PREP_GEMM(TGT_V, q8_0, q8_0_prep, q8g_prep_bytes, mk_q8_0, 4, Q80_C4, Q80
 
 
 
+/* K-quants use the activations in place: the driver runs R x C tiles (R, C in 1..4) with
+ * out[r * ors + c * ocs]; every pair's instruction sequence is independent of R, C */
+#ifndef KPF_DIST
+#define KPF_DIST 8 /* prefetch the same block 8 rows (two row tiles) ahead */
+#endif
+#define DK_CASE(kern, R, C)                                                                        \
+    case (R - 1) * 4 + (C - 1):                                                                    \
+        kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,   \
+             ocs, R, C);                                                                           \
+        break;
+#define DEFINE_DIRECT_GEMM(TGT, name, kern)                                                        \
+    TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va, \
+                                size_t as, int64_t nc, float *out, size_t ors, size_t ocs)         \
+    {                                                                                              \
+        const uint8_t *w = vw, *a = va;                                                            \
+        for (int64_t c0 = 0; c0 < nc; c0 += 4)                                                     \
+            for (int64_t r0 = 0; r0 < nr; r0 += 4) {                                               \
+                const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;                                   \
+                const int C = nc - c0 < 4 ? (int)(nc - c0) : 4;                                    \
+                switch ((R - 1) * 4 + (C - 1)) {                                                   \
+                    DK_CASE(kern, 1, 1) DK_CASE(kern, 1, 2) DK_CASE(kern, 1, 3)                    \
+                    DK_CASE(kern, 1, 4) DK_CASE(kern, 2, 1) DK_CASE(kern, 2, 2)                    \
+                    DK_CASE(kern, 2, 3) DK_CASE(kern, 2, 4) DK_CASE(kern, 3, 1)                    \
+                    DK_CASE(kern, 3, 2) DK_CASE(kern, 3, 3) DK_CASE(kern, 3, 4)                    \
+                    DK_CASE(kern, 4, 1) DK_CASE(kern, 4, 2) DK_CASE(kern, 4, 3)                    \
+                    DK_CASE(kern, 4, 4)                                                            \
+                default: break;                                                                    \
+                }                                                                                  \
+            }                                                                                      \
+    }                                                                                              \
+    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
+    {                                                                                              \
+        float o;                                                                                   \
+        name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
+        return o;                                                                                  \
+    }                                                                                              \
+    TGT static void name##_tile(int64_t n, const void *w, size_t ws, int nr, const void *a,       \
+                                size_t as, int nc, float *out, size_t os)                         \
+    {                                                                                              \
+        name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
+    }
+
 /* ------------------------------------------------------------------------------------------ */
 /* K-quants against Q8_K {f32 d; i8 qs[256]; i16 bsums[16]}: 64 elements per vector */
 
@@ -410,7 +461,7 @@ KINL_V void k4_scales(const uint8_t *s12, uint64_t *sc, uint64_t *mn)
 }
 
 KINL_V void k_q4_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *out,
-                   size_t os, const int R, const int C)
+                   size_t os, size_t ocs, const int R, const int C)
 {
     const int64_t nb = n / 256;
     __m512 acc[4][4];
@@ -423,6 +474,9 @@ KINL_V void k_q4_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
         UNROLL FOR_R
         {
             const uint8_t *wb = w + r * ws + ib * 144;
+            _mm_prefetch((const char *)(wb + KPF_DIST * ws + 0), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + KPF_DIST * ws + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + KPF_DIST * ws + 128), _MM_HINT_T0);
             uint64_t s64, m64;
             k4_scales(wb + 4, &s64, &m64);
             sc16[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)s64)));
@@ -470,12 +524,12 @@ KINL_V void k_q4_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
             }
         }
     }
-    UNROLL FOR_R UNROLL FOR_C out[r * os + c] = hsum16(acc[r][c]);
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = hsum16(acc[r][c]);
 }
-DEFINE_DOT_TILE(TGT_V, q4_k, k_q4_k)
+DEFINE_DIRECT_GEMM(TGT_V, q4_k, k_q4_k)
 
 KINL_V void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *out,
-                   size_t os, const int R, const int C)
+                   size_t os, size_t ocs, const int R, const int C)
 {
     const int64_t nb = n / 256;
     __m512 acc[4][4];
@@ -492,6 +546,10 @@ KINL_V void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
         UNROLL FOR_R
         {
             const uint8_t *wb = w + r * ws + ib * 210;
+            _mm_prefetch((const char *)(wb + KPF_DIST * ws + 0), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + KPF_DIST * ws + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + KPF_DIST * ws + 128), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + KPF_DIST * ws + 192), _MM_HINT_T0);
             scb[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(wb + 192)));
             sc16[r] = _mm512_castsi256_si512(scb[r]);
             dw[r] = ldh32(wb + 208);
@@ -541,9 +599,9 @@ KINL_V void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
             }
         }
     }
-    UNROLL FOR_R UNROLL FOR_C out[r * os + c] = hsum16(acc[r][c]);
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = hsum16(acc[r][c]);
 }
-DEFINE_DOT_TILE(TGT_V, q6_k, k_q6_k)
+DEFINE_DIRECT_GEMM(TGT_V, q6_k, k_q6_k)
 
 void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni)
 {
@@ -570,8 +628,8 @@ void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni)
     switch (t) {
     case CND_DTYPE_Q4_0: SETG(q4_0); break;
     case CND_DTYPE_Q8_0: SETG(q8_0); break;
-    case CND_DTYPE_Q4_K: SET(q4_k); break;
-    case CND_DTYPE_Q6_K: SET(q6_k); break;
+    case CND_DTYPE_Q4_K: SETG(q4_k); break;
+    case CND_DTYPE_Q6_K: SETG(q6_k); break;
     default: break;
     }
 #undef SET
