@@ -85,7 +85,7 @@ stop_server() {
     local rc=0
     wait "$pid" || rc=$?
     [ "$rc" = 0 ] || fail "server $name exited with $rc after SIGTERM"
-    grep -q "ERROR: AddressSanitizer\|runtime error:" "$TMP/$name.log" &&
+    grep -q "ERROR: AddressSanitizer\|runtime error:\|WARNING: ThreadSanitizer" "$TMP/$name.log" &&
         fail "server $name: sanitizer report in its log"
     ok "server $name: SIGTERM -> exit 0"
 }
