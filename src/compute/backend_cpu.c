@@ -630,30 +630,113 @@ TGT512 static inline void axpy_f16_512(float *y, float a, const uint16_t *v, int
     }
 }
 
-/* one (row, head) of F16-cache attention with AVX-512: scores, softmax, weighted V sum */
-TGT512 static void attn_head_512(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs,
+/* 16 vectors -> one vector of their 16 horizontal sums, in order */
+TGT512 static inline __m512 reduce16(const __m512 v[16])
+{
+    __m512 a[8], b[4];
+    for (int i = 0; i < 8; i++)
+        a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {
+        const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
+        b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    const __m512 d01 = _mm512_add_ps(_mm512_shuffle_f32x4(b[0], b[1], 0x44),
+                                     _mm512_shuffle_f32x4(b[0], b[1], 0xEE));
+    const __m512 d23 = _mm512_add_ps(_mm512_shuffle_f32x4(b[2], b[3], 0x44),
+                                     _mm512_shuffle_f32x4(b[2], b[3], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(d01, d23, 0x88), _mm512_shuffle_f32x4(d01, d23, 0xDD));
+}
+
+/* one (row, head) of F16-cache attention with AVX-512 for head_dim = 16 * NV: q and the output
+ * stay in registers; the scores of 16 keys are reduced together. Keys come in runs of 16 from
+ * one cache block (block sizes are multiples of 16 here), so a run is contiguous slots. */
+#define ATTN_KEY_PTR(base, j)                                                                      \
+    ((const uint16_t *)(const void *)((base) +                                                     \
+                                      (((size_t)bt[(j) / bs] * (size_t)bs + (size_t)((j) % bs)) *  \
+                                           kv_dim + head_off) * 2))
+static inline __attribute__((always_inline, target("avx512f,avx512dq,avx512vl,avx512bw,f16c,fma"))) void
+attn_head_body(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs, size_t kv_dim,
+               size_t head_off, const float *qr, int32_t pos, float scale, float *scores, float *o,
+               const int nv)
+{
+    __m512 q[8], acc[8];
+    for (int v = 0; v < nv; v++) {
+        q[v] = _mm512_loadu_ps(qr + 16 * v);
+        acc[v] = _mm512_setzero_ps();
+    }
+    const int32_t n_keys = pos + 1;
+    const size_t step = kv_dim * 2; /* bytes between consecutive slots */
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int32_t j0 = 0; j0 < n_keys; j0 += 16) {
+        const int nk = n_keys - j0 < 16 ? n_keys - j0 : 16;
+        const uint8_t *kp = (const uint8_t *)ATTN_KEY_PTR(K, j0);
+        __m512 d[16];
+        _Pragma("GCC unroll 16") for (int kk = 0; kk < 16; kk++)
+        {
+            /* past the last key: recompute the last one (masked out below) */
+            const uint16_t *kr = (const uint16_t *)(const void *)(kp + (size_t)(kk < nk ? kk : nk - 1) * step);
+            __m512 t = _mm512_mul_ps(q[0], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)kr)));
+            for (int v = 1; v < nv; v++)
+                t = _mm512_fmadd_ps(
+                    q[v], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(kr + 16 * v))), t);
+            d[kk] = t;
+        }
+        const __mmask16 m = (__mmask16)((1u << nk) - 1);
+        const __m512 sv = _mm512_mul_ps(reduce16(d), _mm512_set1_ps(scale));
+        _mm512_mask_storeu_ps(scores + j0, m, sv);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, sv);
+    }
+    const float max = _mm512_reduce_max_ps(vmax);
+    exp_sub_avx512(scores, n_keys, max);
+    double sum = 0.0;
+    for (int32_t j = 0; j < n_keys; j++)
+        sum += (double)scores[j];
+    const float inv = (float)(1.0 / sum);
+    for (int32_t j0 = 0; j0 < n_keys; j0 += 16) {
+        const int nk = n_keys - j0 < 16 ? n_keys - j0 : 16;
+        const __mmask16 m = (__mmask16)((1u << nk) - 1);
+        /* softmax weights rounded to F16 (as llama.cpp's F16 V product) */
+        const __m512 wv = _mm512_cvtph_ps(_mm512_cvtps_ph(
+            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(inv)),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        float w16[16];
+        _mm512_storeu_ps(w16, wv);
+        const uint8_t *vp = (const uint8_t *)ATTN_KEY_PTR(V, j0);
+        for (int kk = 0; kk < nk; kk++) {
+            const uint16_t *vr = (const uint16_t *)(const void *)(vp + (size_t)kk * step);
+            const __m512 w = _mm512_set1_ps(w16[kk]);
+            for (int v = 0; v < nv; v++)
+                acc[v] = _mm512_fmadd_ps(
+                    w, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(vr + 16 * v))),
+                    acc[v]);
+        }
+    }
+    for (int v = 0; v < nv; v++)
+        _mm512_storeu_ps(o + 16 * v, acc[v]);
+}
+
+#define ATTN_HEAD(NV)                                                                              \
+    TGT512 static void attn_head_##NV(const uint8_t *K, const uint8_t *V, const int32_t *bt,       \
+                                      int32_t bs, size_t kv_dim, size_t head_off, const float *qr, \
+                                      int32_t pos, float scale, float *scores, float *o)           \
+    {                                                                                              \
+        attn_head_body(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o, NV);             \
+    }
+ATTN_HEAD(2)
+ATTN_HEAD(4)
+ATTN_HEAD(8)
+
+TGT512 static bool attn_head_512(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs,
                                  size_t kv_dim, size_t head_off, const float *qr, int32_t hd,
                                  int32_t pos, float scale, float *scores, float *o)
 {
-    float max = -INFINITY;
-    for (int32_t j = 0; j <= pos; j++) {
-        const size_t slot = (size_t)bt[j / bs] * (size_t)bs + (size_t)(j % bs);
-        const size_t off = slot * kv_dim + head_off;
-        const float s = dot_f16_512(qr, (const uint16_t *)(const void *)(K + off * 2), hd) * scale;
-        scores[j] = s;
-        max = s > max ? s : max;
-    }
-    exp_sub_avx512(scores, pos + 1, max);
-    double sum = 0.0;
-    for (int32_t j = 0; j <= pos; j++)
-        sum += (double)scores[j];
-    const float inv = (float)(1.0 / sum);
-    memset(o, 0, (size_t)hd * sizeof(float));
-    for (int32_t j = 0; j <= pos; j++) {
-        const float w = fp16_to_fp32(fp32_to_fp16(scores[j] * inv));
-        const size_t slot = (size_t)bt[j / bs] * (size_t)bs + (size_t)(j % bs);
-        const size_t off = slot * kv_dim + head_off;
-        axpy_f16_512(o, w, (const uint16_t *)(const void *)(V + off * 2), hd);
+    switch (hd) {
+    case 32: attn_head_2(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
+    case 64: attn_head_4(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
+    case 128: attn_head_8(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
+    default: return false;
     }
 }
 #endif
@@ -693,11 +776,10 @@ static void attn_task(void *p, int ith, int nth)
         for (int32_t i = 0; i < hd; i++)
             qr[i] = kv_round(c, q[i]);
 #if defined(__x86_64__)
-        if (c->kv_elem == 2 && cpu_has_avx512(c)) {
+        if (c->kv_elem == 2 && cpu_has_avx512(c) && bs % 16 == 0 &&
             attn_head_512(K, V, bt, bs, kv_dim, (size_t)kvh * hd, qr, hd, pos, ap->scale, scores,
-                          t->out + ((size_t)row * n_head + h) * hd);
+                          t->out + ((size_t)row * n_head + h) * hd))
             continue;
-        }
 #endif
         float max = -INFINITY;
         for (int32_t j = 0; j <= pos; j++) {
