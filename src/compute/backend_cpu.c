@@ -659,11 +659,15 @@ TGT512 static inline __m512 reduce16(const __m512 v[16])
 static inline __attribute__((always_inline, target("avx512f,avx512dq,avx512vl,avx512bw,f16c,fma"))) void
 attn_head_body(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs, size_t kv_dim,
                size_t head_off, const float *qr, int32_t pos, float scale, float *scores, float *o,
-               const int nv)
+               const int nv, const __mmask16 lm)
 {
+    /* vector v < nv - 1 is full; the last one holds lm's lanes (head_dim 8: nv 1, lm 0xFF) */
+#define LD_KV(p, v)                                                                                \
+    _mm512_cvtph_ps((v) == nv - 1 ? _mm256_maskz_loadu_epi16(lm, (p) + 16 * (v))                 \
+                                  : _mm256_loadu_si256((const __m256i *)(const void *)((p) + 16 * (v))))
     __m512 q[8], acc[8];
     for (int v = 0; v < nv; v++) {
-        q[v] = _mm512_loadu_ps(qr + 16 * v);
+        q[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? lm : (__mmask16)0xFFFF, qr + 16 * v);
         acc[v] = _mm512_setzero_ps();
     }
     const int32_t n_keys = pos + 1;
@@ -677,10 +681,9 @@ attn_head_body(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs
         {
             /* past the last key: recompute the last one (masked out below) */
             const uint16_t *kr = (const uint16_t *)(const void *)(kp + (size_t)(kk < nk ? kk : nk - 1) * step);
-            __m512 t = _mm512_mul_ps(q[0], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)kr)));
+            __m512 t = _mm512_mul_ps(q[0], LD_KV(kr, 0));
             for (int v = 1; v < nv; v++)
-                t = _mm512_fmadd_ps(
-                    q[v], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(kr + 16 * v))), t);
+                t = _mm512_fmadd_ps(q[v], LD_KV(kr, v), t);
             d[kk] = t;
         }
         const __mmask16 m = (__mmask16)((1u << nk) - 1);
@@ -708,34 +711,37 @@ attn_head_body(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs
             const uint16_t *vr = (const uint16_t *)(const void *)(vp + (size_t)kk * step);
             const __m512 w = _mm512_set1_ps(w16[kk]);
             for (int v = 0; v < nv; v++)
-                acc[v] = _mm512_fmadd_ps(
-                    w, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(vr + 16 * v))),
-                    acc[v]);
+                acc[v] = _mm512_fmadd_ps(w, LD_KV(vr, v), acc[v]);
         }
     }
     for (int v = 0; v < nv; v++)
-        _mm512_storeu_ps(o + 16 * v, acc[v]);
+        _mm512_mask_storeu_ps(o + 16 * v, v == nv - 1 ? lm : (__mmask16)0xFFFF, acc[v]);
+#undef LD_KV
 }
 
-#define ATTN_HEAD(NV)                                                                              \
-    TGT512 static void attn_head_##NV(const uint8_t *K, const uint8_t *V, const int32_t *bt,       \
+#define ATTN_HEAD(HD, NV, LM)                                                                      \
+    TGT512 static void attn_head_##HD(const uint8_t *K, const uint8_t *V, const int32_t *bt,       \
                                       int32_t bs, size_t kv_dim, size_t head_off, const float *qr, \
                                       int32_t pos, float scale, float *scores, float *o)           \
     {                                                                                              \
-        attn_head_body(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o, NV);             \
+        attn_head_body(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o, NV, LM);         \
     }
-ATTN_HEAD(2)
-ATTN_HEAD(4)
-ATTN_HEAD(8)
+ATTN_HEAD(8, 1, 0xFF)
+ATTN_HEAD(16, 1, 0xFFFF)
+ATTN_HEAD(32, 2, 0xFFFF)
+ATTN_HEAD(64, 4, 0xFFFF)
+ATTN_HEAD(128, 8, 0xFFFF)
 
 TGT512 static bool attn_head_512(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs,
                                  size_t kv_dim, size_t head_off, const float *qr, int32_t hd,
                                  int32_t pos, float scale, float *scores, float *o)
 {
     switch (hd) {
-    case 32: attn_head_2(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
-    case 64: attn_head_4(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
-    case 128: attn_head_8(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
+    case 8: attn_head_8(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
+    case 16: attn_head_16(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
+    case 32: attn_head_32(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
+    case 64: attn_head_64(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
+    case 128: attn_head_128(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
     default: return false;
     }
 }
