@@ -235,7 +235,7 @@ static void test_validate(void)
     config_default(&c);
     CHECK(config_validate(&c, err) == CND_EINVAL); /* no model */
     CHECK(strstr(err, "model") != NULL);
-    config_set(&c, "random_weights", "true", "x", err);
+    config_set(&c, "random_weights", "mid", "x", err);
     CHECK(config_validate(&c, err) == 0);
     config_set(&c, "block_size", "24", "x", err);
     CHECK(config_validate(&c, err) == CND_EINVAL);

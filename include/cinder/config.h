@@ -29,7 +29,7 @@ struct cnd_config {
     char *served_model_name; /* NULL: derived from the model file name */
     int32_t ctx_size;        /* 0 = the model's own */
     char *chat_template;     /* path to a template file overriding the model's; NULL = none */
-    bool random_weights;     /* benchmark without weights: random values of weight_type */
+    char *random_weights;    /* benchmark preset (tiny, mid, llama3-8b, qwen2.5-7b) or NULL */
     char *weight_type;       /* "f16" etc., used with random_weights */
 
     /* compute */

@@ -12,6 +12,7 @@
 #include "cinder/chat_template.h"
 #include "cinder/clock.h"
 #include "cinder/config.h"
+#include "cinder/device.h"
 #include "cinder/engine.h"
 #include "cinder/gguf.h"
 #include "cinder/http.h"
@@ -481,7 +482,7 @@ int cli_serve_main(int argc, char **argv)
     if (cfg.random_weights) {
         enum cnd_dtype wt = CND_DTYPE_F16;
         serve_parse_dtype(cfg.weight_type, &wt);
-        model = model_create_random(cfg.model ? cfg.model : "tiny", wt, 42, err);
+        model = model_create_random(cfg.random_weights, wt, 42, err);
     } else {
         model = model_load(cfg.model, err);
     }
@@ -509,16 +510,15 @@ int cli_serve_main(int argc, char **argv)
     }
 
     /* compute */
-    if (cfg.device && strncmp(cfg.device, "cuda", 4) == 0) {
-        fprintf(stderr,
-                "cinder serve: device '%s': the CUDA backend is not available to serve "
-                "in this build; use --device cpu\n",
-                cfg.device);
+    struct device_spec dspec;
+    struct device_choice dchoice;
+    if (device_parse(cfg.device ? cfg.device : "auto", &dspec, err) != 0 ||
+        device_select(&dspec, model->weight_bytes, &dchoice, err) != 0) {
+        fprintf(stderr, "cinder serve: device: %s\n", err);
         exit_code = 2;
         goto out;
     }
-    struct backend_cpu_params bp = {.n_threads = cfg.threads};
-    be = backend_cpu_create(&bp, err);
+    be = device_create_backend(&dchoice, cfg.threads, err);
     if (!be) { /* the engine uploads the weights (load_model) */
         fprintf(stderr, "cinder serve: backend: %s\n", err);
         goto out;

@@ -93,9 +93,10 @@ static const struct config_entry config_table[] = {
     KEY("engine_stall_timeout_s", "ENGINE_STALL_TIMEOUT_S", "engine-stall-timeout-s", NULL,
         CONFIG_TYPE_INT, "120", NULL, 0, 86400, OFF(engine_stall_timeout_s),
         "seconds without engine progress before /health fails; 0 = never"),
-    KEY("random_weights", "RANDOM_WEIGHTS", "random-weights", NULL, CONFIG_TYPE_BOOL, "false", NULL,
+    KEY("random_weights", "RANDOM_WEIGHTS", "random-weights", NULL, CONFIG_TYPE_STRING, "", NULL,
         0, 0, OFF(random_weights),
-        "benchmark: use random weights of weight_type instead of the file's data"),
+        "benchmark: serve a seeded random-weight model of this preset (tiny, mid, llama3-8b, "
+        "qwen2.5-7b) with weight_type weights instead of a model file"),
     KEY("weight_type", "WEIGHT_TYPE", "weight-type", NULL, CONFIG_TYPE_ENUM, "f16",
         "f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_k|q3_k|q4_k|q5_k|q6_k", 0, 0, OFF(weight_type),
         "weight type used with random_weights"),
