@@ -182,7 +182,7 @@ jcheck "$O" 'd["usage"]["prompt_tokens"] == 2040 and d["usage"]["completion_toke
 LONG=$(python3 -c 'print("{\"prompt\":" + str([1] + [300] * 2100) + "}")')
 expect_status "$(post "$U/v1/completions" "$O" "$LONG")" 400 "prompt over the context"
 jcheck "$O" 'd["error"]["code"] == "context_length_exceeded"' "long prompt code"
-expect_status "$(post "$U/v1/completions" "$O" '{"prompt":"x","n":3}')" 400 "unsupported n"
+expect_status "$(post "$U/v1/completions" "$O" '{"prompt":"x","n":17}')" 400 "n over 16"
 expect_status "$(http GET "$U/v1/nothing" "$O")" 404 "unknown route"
 jcheck "$O" 'd["error"]["type"] == "not_found_error"' "404 body"
 expect_status "$(http GET "$U/v1/chat/completions" "$O")" 405 "wrong method"

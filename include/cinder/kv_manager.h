@@ -52,6 +52,13 @@ void kv_manager_free_request(struct kv_manager *kvm, struct request *req);
  * Give dst (holding no blocks) the same blocks as src, one more reference each, and src's
  * n_computed: the forked sequences then share the prompt's K/V. */
 void kv_manager_fork(struct kv_manager *kvm, const struct request *src, struct request *dst);
+/* n > 1 fan-out: give dst (holding no blocks, same leading tokens as src) src's first n_blocks
+ * blocks, all full and computed, one more reference each; dst->n_computed becomes
+ * n_blocks * block_size and their hashes count as registered. dst computes the rest itself (the
+ * prompt's partial last block is recomputed rather than copied), so no shared block is ever
+ * written. */
+void kv_manager_fork_prefix(struct kv_manager *kvm, const struct request *src, struct request *dst,
+                            int32_t n_blocks);
 /* Copy-on-write before writing position req->n_computed: when the block holding it is shared
  * (ref > 1), replace it in req's table by a fresh block and return 1 with src_id and dst_id set:
  * the caller must copy the block's K/V on the device before the next forward. Returns 0 when no

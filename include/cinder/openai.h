@@ -149,8 +149,12 @@ struct openai_logprob {
     int32_t text_offset; /* legacy completions: byte offset of the token in the output */
 };
 
-/* One choice (index 0), or one streamed delta of it. All borrowed. */
+/* Most choices one request may ask for ("n"). */
+#define OPENAI_MAX_N 16
+
+/* One choice, or one streamed delta of it. All borrowed. */
 struct openai_choice {
+    int32_t index; /* its place in "choices" (0 unless n > 1) */
     const char *text; /* content delta / whole text; may be NULL when len is 0 */
     size_t len;
     const char *finish_reason; /* "stop" | "length" | NULL while running */
@@ -166,6 +170,10 @@ void openai_make_id(char *dst, size_t cap, const char *prefix);
 /* chat.completion (non-streamed). */
 void openai_chat_completion_json(struct buf *out, const struct openai_meta *m,
                                  const struct openai_choice *c, const struct openai_usage *u);
+/* The same with n choices (n >= 1), each carrying its own index. */
+void openai_chat_completion_json_n(struct buf *out, const struct openai_meta *m,
+                                   const struct openai_choice *cs, int32_t n,
+                                   const struct openai_usage *u);
 /* chat.completion.chunk. With c == NULL: the usage chunk (choices: [], usage u). Otherwise a
  * delta chunk; with_usage_null adds "usage": null, as OpenAI does when include_usage is set. */
 void openai_chat_chunk_json(struct buf *out, const struct openai_meta *m,
@@ -174,6 +182,9 @@ void openai_chat_chunk_json(struct buf *out, const struct openai_meta *m,
 /* text_completion (non-streamed) and its streamed chunks (same object name, as OpenAI). */
 void openai_completion_json(struct buf *out, const struct openai_meta *m,
                             const struct openai_choice *c, const struct openai_usage *u);
+void openai_completion_json_n(struct buf *out, const struct openai_meta *m,
+                              const struct openai_choice *cs, int32_t n,
+                              const struct openai_usage *u);
 void openai_completion_chunk_json(struct buf *out, const struct openai_meta *m,
                                   const struct openai_choice *c, const struct openai_usage *u,
                                   bool with_usage_null);

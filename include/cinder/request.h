@@ -48,8 +48,22 @@ struct request_logprob {
     struct token_logprob top[20];
 };
 
+/* One choice of an n > 1 request (request_outbox.choices). */
+struct request_choice {
+    struct buf text;                  /* text not yet taken */
+    struct request_logprob *logprobs; /* entries not yet taken */
+    int32_t n_logprobs, cap_logprobs;
+    bool finished;
+    enum req_status finish_status;
+    int32_t n_completion_tokens; /* final when finished */
+    bool reported;               /* the finish was taken (request_outbox_take) */
+};
+
 /* What the engine hands the HTTP side; text is what is safe to send now (whole UTF-8
- * sequences, stop strings held back and cut). */
+ * sequences, stop strings held back and cut). For n = 1 the text, logprobs and finish fields
+ * are the one choice's; for n > 1 (params.n) each choice's text, logprobs and finish are in
+ * choices[0..n_choices), and the top-level fields say when the whole request is finished (all
+ * choices), with the usage summed over the choices (prompt counted once). */
 struct request_outbox {
     struct buf text;                  /* text not yet taken */
     struct request_logprob *logprobs; /* entries not yet taken */
@@ -63,6 +77,8 @@ struct request_outbox {
     int32_t n_completion_tokens;
     int32_t n_cached_tokens;      /* prompt tokens served from the prefix cache */
     int64_t t_first_token_us;     /* 0 until the first token */
+    int32_t n_choices;            /* 0 for n = 1; else params.n */
+    struct request_choice *choices;
 };
 
 struct request {
@@ -92,6 +108,11 @@ struct request {
     int64_t t_admitted_us;
     int64_t t_last_token_us;
     void *engine_data;     /* engine.c's per-request state (sampler, detokenizer, stop matcher) */
+    /* n > 1: the engine runs one child request per choice; a child's parent is the request the
+     * HTTP side holds (borrowed: the engine keeps the parent alive while children exist), and
+     * choice is its index. NULL / 0 for an ordinary request. */
+    struct request *parent;
+    int32_t choice;
 
     /* ---- cancellation (any thread) ---- */
     atomic_bool cancel_requested;
@@ -113,11 +134,27 @@ void request_outbox_append(struct request *req, const char *text, size_t len,
                            const struct request_logprob *lp);
 void request_outbox_finish(struct request *req, enum req_status status, int error_status,
                            const char *error);
+/* n > 1: the same for choice i of req's outbox; finishing a choice records its status and
+ * n_completion_tokens (the whole request is finished by request_outbox_finish). */
+void request_outbox_append_choice(struct request *req, int32_t i, const char *text, size_t len,
+                                  const struct request_logprob *lp);
+void request_outbox_finish_choice(struct request *req, int32_t i, enum req_status status,
+                                  int32_t n_completion_tokens);
+
+/* cancel_requested of req or of its parent (n > 1 children). */
+static inline bool request_cancel_requested(struct request *req)
+{
+    if (atomic_load_explicit(&req->cancel_requested, memory_order_acquire))
+        return true;
+    return req->parent &&
+           atomic_load_explicit(&req->parent->cancel_requested, memory_order_acquire);
+}
 
 /* HTTP side: wait up to timeout_ms for news (text, logprobs or finish); moves what is there into
  * *taken (caller-owned, initialised with request_outbox_init, freed with _deinit). Returns true
  * if anything was taken or the request is finished. taken's text and logprobs are replaced
- * (not appended to) by what was new; finish, error and usage fields are copied. timeout_ms < 0
+ * (not appended to) by what was new (for n > 1 per choice too: taken->choices is sized on the
+ * first take); finish, error and usage fields are copied. timeout_ms < 0
  * waits for ever, 0 does not wait. */
 void request_outbox_init(struct request_outbox *o);
 void request_outbox_deinit(struct request_outbox *o);

@@ -59,6 +59,9 @@ void scheduler_destroy(struct scheduler *s);
 
 /* Queue req (status WAITING, req->tokens holding the prompt) at the back of the waiting queue. */
 void scheduler_add_request(struct scheduler *s, struct request *req);
+/* n > 1: queue req (status WAITING) at the FRONT of the waiting queue while it holds blocks
+ * shared with its first choice (kv_manager_fork_prefix); admission allocates only the rest. */
+void scheduler_add_forked(struct scheduler *s, struct request *req);
 bool scheduler_has_work(const struct scheduler *s);
 int32_t scheduler_n_running(const struct scheduler *s);
 int32_t scheduler_n_waiting(const struct scheduler *s);

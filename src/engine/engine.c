@@ -43,6 +43,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,20 @@ struct req_state {
     struct stop_matcher sm;
     struct buf piece; /* this token's decoded bytes */
     struct buf text;  /* what is safe to emit */
+};
+
+/* parent->engine_data for an n > 1 request: the children, one per choice. Child 0 is queued
+ * at once and computes the prompt; when its prompt is computed, the others are forked from it
+ * (sharing the prompt's full blocks) and queued at the front of the waiting queue. */
+struct parent_state {
+    struct request **children; /* [n]; NULL once released */
+    int32_t n, n_live;
+    bool forked;
+    int32_t n_generated; /* summed over released children */
+    int32_t n_cached;    /* child 0's */
+    enum req_status status;
+    int error_status;
+    char error[CND_ERR_LEN];
 };
 
 struct engine {
@@ -146,14 +161,94 @@ static void req_state_destroy(struct request *req)
     req->engine_data = NULL;
 }
 
+/* The one request of a submit that counts in n_pending, queue time and TTFT: the request
+ * itself, or choice 0 of an n > 1 request. */
+static bool engine_is_lead(const struct request *req)
+{
+    return !req->parent || req->choice == 0;
+}
+
+static void engine_release(struct engine *e, struct request *req, int error_status,
+                           const char *error);
+
+/* A child (choice) of an n > 1 request is out of the scheduler. Its choice is finished in the
+ * parent's outbox; when it is child 0 and the others were never forked (it was aborted or failed
+ * before its prompt was computed), they end with the same status. The last child to go finishes
+ * the parent. */
+static void engine_release_child(struct engine *e, struct request *req, int error_status,
+                                 const char *error)
+{
+    struct request *parent = req->parent;
+    struct parent_state *ps = parent->engine_data;
+    request_outbox_finish_choice(parent, req->choice, req->status, req->n_generated);
+    ps->n_generated += req->n_generated;
+    if (req->choice == 0) {
+        ps->n_cached = req->n_cached;
+        ps->status = req->status;
+    }
+    /* an error wins over an abort, an abort over a normal end */
+    if (req->status == REQ_STATUS_FINISHED_ERROR && ps->status != REQ_STATUS_FINISHED_ERROR) {
+        ps->status = REQ_STATUS_FINISHED_ERROR;
+        ps->error_status = error_status;
+        snprintf(ps->error, sizeof(ps->error), "%s", error ? error : "");
+    } else if (req->status == REQ_STATUS_FINISHED_ABORTED &&
+               ps->status != REQ_STATUS_FINISHED_ERROR) {
+        ps->status = REQ_STATUS_FINISHED_ABORTED;
+    }
+    ps->children[req->choice] = NULL;
+    ps->n_live--;
+    bool release_unforked = req->choice == 0 && !ps->forked;
+    ps->forked = true;
+    request_unref(req); /* the child's only reference is the engine's */
+    if (release_unforked) {
+        /* the last of these finishes the parent (and frees ps): work from copies */
+        int32_t n = ps->n;
+        struct request **kids = xmalloc(sizeof(*kids) * (size_t)n);
+        memcpy(kids, ps->children, sizeof(*kids) * (size_t)n);
+        enum req_status st = ps->status == REQ_STATUS_FINISHED_ERROR
+                                 ? REQ_STATUS_FINISHED_ERROR
+                                 : REQ_STATUS_FINISHED_ABORTED;
+        int err_status = ps->error_status;
+        char err[CND_ERR_LEN];
+        snprintf(err, sizeof(err), "%s", ps->error);
+        for (int32_t i = 1; i < n; i++) {
+            if (!kids[i])
+                continue;
+            kids[i]->status = st;
+            engine_release(e, kids[i], err_status, err);
+        }
+        free(kids);
+        return;
+    }
+    if (ps->n_live > 0)
+        return;
+    parent->status = ps->status;
+    parent->n_generated = ps->n_generated;
+    parent->n_cached = ps->n_cached;
+    request_outbox_finish(parent, ps->status, ps->error_status, ps->error);
+    free(ps->children);
+    free(ps);
+    parent->engine_data = NULL;
+    if (e->p.observer.on_request_finished)
+        e->p.observer.on_request_finished(e->p.observer.ud, parent);
+    log_debug("req %s: finished %s, %d prompt + %d generated tokens in %d choices (%d cached)",
+              parent->id, request_finish_reason(parent->status), parent->n_prompt,
+              parent->n_generated, parent->out.n_choices, parent->n_cached);
+    request_unref(parent);
+}
+
 /* The request is out of the scheduler (status set, blocks freed): tell the client, drop our
  * reference. */
 static void engine_release(struct engine *e, struct request *req, int error_status,
                            const char *error)
 {
-    if (req->t_admitted_us == 0)
+    if (req->t_admitted_us == 0 && engine_is_lead(req))
         atomic_fetch_sub(&e->n_pending, 1);
     req_state_destroy(req);
+    if (req->parent) {
+        engine_release_child(e, req, error_status, error);
+        return;
+    }
     request_outbox_finish(req, req->status, error_status, error);
     if (e->p.observer.on_request_finished)
         e->p.observer.on_request_finished(e->p.observer.ud, req);
@@ -169,6 +264,59 @@ static void engine_finish(struct engine *e, struct request *req, enum req_status
     engine_release(e, req, error_status, error);
 }
 
+/* ---- n > 1 ---- */
+
+/* Split an n > 1 request into n children, one per choice, each an ordinary request with its
+ * own sampler (seed + i when seeded), detokenizer and stop matcher. Only child 0 is queued: it
+ * computes the prompt, then engine_fork_children queues the others. */
+static void engine_add_parent(struct engine *e, struct request *parent)
+{
+    int32_t n = parent->params.n;
+    struct parent_state *ps = xcalloc(1, sizeof(*ps));
+    ps->children = xcalloc((size_t)n, sizeof(*ps->children));
+    ps->n = ps->n_live = n;
+    ps->status = REQ_STATUS_FINISHED_STOP;
+    parent->engine_data = ps;
+    for (int32_t i = 0; i < n; i++) {
+        struct gen_params gp = parent->params; /* request_create deep-copies it */
+        gp.n = 1;
+        if (gp.sampling.has_seed)
+            gp.sampling.seed += (uint64_t)i;
+        char id[96];
+        snprintf(id, sizeof(id), "%s/%d", parent->id, i);
+        struct request *c = request_create(id, parent->prompt, parent->n_prompt, &gp);
+        c->max_tokens = parent->max_tokens;
+        c->t_arrival_us = parent->t_arrival_us;
+        c->parent = parent;
+        c->choice = i;
+        req_state_create(e, c);
+        ps->children[i] = c;
+    }
+    scheduler_add_request(e->sched, ps->children[0]);
+    log_debug("req %s: queued, %d prompt tokens, max_tokens %d, n %d", parent->id,
+              parent->n_prompt, parent->max_tokens, n);
+}
+
+/* Child 0 has just computed the prompt: the other children share its full prompt blocks
+ * (read-only, ref-counted) and recompute the partial last block themselves: copy-on-write
+ * without a device copy. Queued at the front of the waiting queue, in choice order. */
+static void engine_fork_children(struct engine *e, struct request *lead)
+{
+    struct request *parent = lead->parent;
+    struct parent_state *ps = parent->engine_data;
+    if (ps->forked)
+        return;
+    ps->forked = true;
+    int32_t n_shared = (lead->n_prompt - 1) / e->block_size;
+    for (int32_t i = ps->n - 1; i >= 1; i--) {
+        struct request *c = ps->children[i];
+        kv_manager_fork_prefix(e->kvm, lead, c, n_shared);
+        scheduler_add_forked(e->sched, c);
+    }
+    log_debug("req %s: prompt computed, forked %d choices sharing %d blocks", parent->id,
+              ps->n - 1, n_shared);
+}
+
 /* ---- inbox ---- */
 
 static void engine_handle_msg(struct engine *e, const struct engine_msg *m)
@@ -176,6 +324,10 @@ static void engine_handle_msg(struct engine *e, const struct engine_msg *m)
     if (m->kind != ENGINE_MSG_SUBMIT)
         return;
     struct request *req = m->req;
+    if (req->params.n > 1) {
+        engine_add_parent(e, req);
+        return;
+    }
     req_state_create(e, req);
     scheduler_add_request(e->sched, req);
     log_debug("req %s: queued, %d prompt tokens, max_tokens %d", req->id, req->n_prompt,
@@ -198,8 +350,13 @@ static void engine_drain_inbox(struct engine *e, int timeout_ms)
 static void engine_emit_text(struct request *req, struct req_state *rs,
                              const struct request_logprob *lp, bool first)
 {
-    if (rs->text.len > 0 || lp || first)
-        request_outbox_append(req, rs->text.data, rs->text.len, lp);
+    if (rs->text.len > 0 || lp || first) {
+        if (req->parent)
+            request_outbox_append_choice(req->parent, req->choice, rs->text.data, rs->text.len,
+                                         lp);
+        else
+            request_outbox_append(req, rs->text.data, rs->text.len, lp);
+    }
     buf_reset(&rs->text);
 }
 
@@ -225,10 +382,10 @@ static void engine_process_token(struct engine *e, struct request *req, int32_t 
     int32_t n_gen = req->n_generated;
     bool first = n_gen == 1 && req->t_last_token_us == 0;
 
-    if (e->p.observer.on_first_token && first)
+    if (e->p.observer.on_first_token && first && engine_is_lead(req))
         e->p.observer.on_first_token(e->p.observer.ud, req,
                                      (double)(t_now - req->t_arrival_us) / 1e6);
-    else if (e->p.observer.on_token && req->t_last_token_us > 0)
+    else if (e->p.observer.on_token && req->t_last_token_us > 0 && !first)
         e->p.observer.on_token(e->p.observer.ud, req, (double)(t_now - req->t_last_token_us) / 1e6);
     req->t_last_token_us = t_now;
 
@@ -306,7 +463,7 @@ static void engine_step(struct engine *e)
         return;
     int64_t t0 = now_us();
     for (int32_t i = 0; i < out.n_reqs; i++) {
-        if (!out.reqs[i].first_scheduled)
+        if (!out.reqs[i].first_scheduled || !engine_is_lead(out.reqs[i].req))
             continue;
         struct request *req = out.reqs[i].req;
         atomic_fetch_sub(&e->n_pending, 1);
@@ -354,6 +511,15 @@ static void engine_step(struct engine *e)
     }
 
     scheduler_update(e->sched, &out, e->sampled);
+
+    /* n > 1: a first choice whose prompt is now computed forks the others (before it may
+     * finish below and give its blocks back) */
+    for (int32_t r = 0; r < n_out; r++) {
+        struct request *req = out.reqs[e->batch.out_req[r]].req;
+        if (req->parent && req->choice == 0 && req->status == REQ_STATUS_RUNNING &&
+            req->n_computed >= req->n_prompt)
+            engine_fork_children(e, req);
+    }
 
     int64_t t_now = now_us();
     for (int32_t r = 0; r < n_out; r++) {

@@ -197,6 +197,27 @@ void kv_manager_fork(struct kv_manager *kvm, const struct request *src, struct r
     dst->hash_last = src->hash_last;
 }
 
+void kv_manager_fork_prefix(struct kv_manager *kvm, const struct request *src, struct request *dst,
+                            int32_t n_blocks)
+{
+    const int32_t bs = kvm->block_size;
+    CND_ASSERT(dst->n_blocks == 0);
+    CND_ASSERT(n_blocks >= 0 && n_blocks <= src->n_blocks);
+    CND_ASSERT((int64_t)n_blocks * bs <= src->n_computed);
+    CND_ASSERT((int64_t)n_blocks * bs <= dst->n_tokens);
+    table_reserve(dst, n_blocks);
+    uint64_t h = 0;
+    for (int32_t i = 0; i < n_blocks; i++) {
+        kv_block_pool_ref(kvm->pool, src->block_table[i]);
+        dst->block_table[i] = src->block_table[i];
+        h = kv_block_pool_hash(h, dst->tokens + (size_t)i * (size_t)bs, bs);
+    }
+    dst->n_blocks = n_blocks;
+    dst->n_computed = n_blocks * bs;
+    dst->n_blocks_hashed = n_blocks;
+    dst->hash_last = h;
+}
+
 int kv_manager_cow_last_block(struct kv_manager *kvm, struct request *req, int32_t *src_id,
                               int32_t *dst_id)
 {

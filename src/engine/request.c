@@ -63,6 +63,12 @@ struct request *request_create(const char *id, const int32_t *prompt, int32_t n_
     pthread_condattr_destroy(&ca);
     request_outbox_init(&req->out);
     req->out.n_prompt_tokens = n_prompt;
+    if (req->params.n > 1) {
+        req->out.n_choices = req->params.n;
+        req->out.choices = xcalloc((size_t)req->params.n, sizeof(*req->out.choices));
+        for (int32_t i = 0; i < req->params.n; i++)
+            buf_init(&req->out.choices[i].text);
+    }
     return req;
 }
 
@@ -101,6 +107,56 @@ void request_outbox_deinit(struct request_outbox *o)
     free(o->logprobs);
     o->logprobs = NULL;
     o->n_logprobs = o->cap_logprobs = 0;
+    for (int32_t i = 0; i < o->n_choices; i++) {
+        buf_deinit(&o->choices[i].text);
+        free(o->choices[i].logprobs);
+    }
+    free(o->choices);
+    o->choices = NULL;
+    o->n_choices = 0;
+}
+
+static void outbox_push_logprob(struct request_logprob **arr, int32_t *n, int32_t *cap,
+                                const struct request_logprob *lp)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *arr = xrealloc(*arr, sizeof(**arr) * (size_t)*cap);
+    }
+    (*arr)[(*n)++] = *lp;
+}
+
+void request_outbox_append_choice(struct request *req, int32_t i, const char *text, size_t len,
+                                  const struct request_logprob *lp)
+{
+    pthread_mutex_lock(&req->lock);
+    struct request_outbox *o = &req->out;
+    CND_ASSERT(i >= 0 && i < o->n_choices);
+    struct request_choice *c = &o->choices[i];
+    if (len > 0)
+        buf_append(&c->text, text, len);
+    if (lp)
+        outbox_push_logprob(&c->logprobs, &c->n_logprobs, &c->cap_logprobs, lp);
+    if (o->t_first_token_us == 0)
+        o->t_first_token_us = now_us();
+    pthread_cond_broadcast(&req->cond);
+    pthread_mutex_unlock(&req->lock);
+}
+
+void request_outbox_finish_choice(struct request *req, int32_t i, enum req_status status,
+                                  int32_t n_completion_tokens)
+{
+    pthread_mutex_lock(&req->lock);
+    struct request_outbox *o = &req->out;
+    CND_ASSERT(i >= 0 && i < o->n_choices);
+    struct request_choice *c = &o->choices[i];
+    if (!c->finished) {
+        c->finished = true;
+        c->finish_status = status;
+        c->n_completion_tokens = n_completion_tokens;
+    }
+    pthread_cond_broadcast(&req->cond);
+    pthread_mutex_unlock(&req->lock);
 }
 
 void request_outbox_append(struct request *req, const char *text, size_t len,
@@ -144,7 +200,14 @@ void request_outbox_finish(struct request *req, enum req_status status, int erro
 
 static bool outbox_has_news(const struct request_outbox *o)
 {
-    return o->text.len > 0 || o->n_logprobs > 0 || o->finished;
+    if (o->text.len > 0 || o->n_logprobs > 0 || o->finished)
+        return true;
+    for (int32_t i = 0; i < o->n_choices; i++) {
+        const struct request_choice *c = &o->choices[i];
+        if (c->text.len > 0 || c->n_logprobs > 0 || c->finished != c->reported)
+            return true;
+    }
+    return false;
 }
 
 bool request_outbox_take(struct request *req, struct request_outbox *taken, int timeout_ms)
@@ -189,6 +252,31 @@ bool request_outbox_take(struct request *req, struct request_outbox *taken, int 
     taken->n_completion_tokens = o->n_completion_tokens;
     taken->n_cached_tokens = o->n_cached_tokens;
     taken->t_first_token_us = o->t_first_token_us;
+    if (o->n_choices > 0 && !taken->choices) {
+        taken->n_choices = o->n_choices;
+        taken->choices = xcalloc((size_t)o->n_choices, sizeof(*taken->choices));
+        for (int32_t i = 0; i < o->n_choices; i++)
+            buf_init(&taken->choices[i].text);
+    }
+    for (int32_t i = 0; i < o->n_choices && i < taken->n_choices; i++) {
+        struct request_choice *oc = &o->choices[i], *tc = &taken->choices[i];
+        struct buf ct = tc->text;
+        buf_reset(&ct);
+        tc->text = oc->text;
+        oc->text = ct;
+        struct request_logprob *clp = tc->logprobs;
+        int32_t ccap = tc->cap_logprobs;
+        tc->logprobs = oc->logprobs;
+        tc->n_logprobs = oc->n_logprobs;
+        tc->cap_logprobs = oc->cap_logprobs;
+        oc->logprobs = clp;
+        oc->n_logprobs = 0;
+        oc->cap_logprobs = ccap;
+        tc->finished = oc->finished;
+        tc->finish_status = oc->finish_status;
+        tc->n_completion_tokens = oc->n_completion_tokens;
+        oc->reported = oc->finished;
+    }
     pthread_mutex_unlock(&req->lock);
     return news;
 }

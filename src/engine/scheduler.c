@@ -19,7 +19,13 @@
  * oldest request is thus never preempted while a newer one runs, which is what guarantees
  * progress. A step that preempted admits nobody, so requests do not ping-pong.
  *
- * Cancelled requests (req->cancel_requested, set by any thread) are finished ABORTED at the start
+ * n > 1: the engine adds the other choices of a request, once its first choice computed the
+ * prompt, with scheduler_add_forked: they wait at the front of the queue already holding the
+ * prompt's full blocks (shared), and admission only allocates their own tail. If the queue's
+ * head cannot be admitted while waiting requests hold such blocks, they give them back first
+ * (and recompute later), so held blocks can never block the queue.
+ *
+ * Cancelled requests (req->cancel_requested or their parent's, set by any thread) are finished ABORTED at the start
  * of each plan, whatever their state, and reported in sched_output.aborted. */
 #include "cinder/scheduler.h"
 #include "cinder/clock.h"
@@ -72,6 +78,30 @@ void scheduler_add_request(struct scheduler *s, struct request *req)
     req->status = REQ_STATUS_WAITING;
     list_push_back(&s->waiting, &req->sched_node);
     s->n_waiting++;
+}
+
+void scheduler_add_forked(struct scheduler *s, struct request *req)
+{
+    req->status = REQ_STATUS_WAITING;
+    list_push_front(&s->waiting, &req->sched_node);
+    s->n_waiting++;
+}
+
+/* Waiting requests holding forked blocks give them back (they will be recomputed through the
+ * prefix cache): so blocks held by the queue can never keep its head from being admitted. */
+static int32_t release_waiting_blocks(struct scheduler *s)
+{
+    int32_t n = 0;
+    struct list_node *node;
+    list_for_each(node, &s->waiting)
+    {
+        struct request *req = list_entry(node, struct request, sched_node);
+        if (req->n_blocks > 0) {
+            kv_manager_free_request(s->kvm, req);
+            n++;
+        }
+    }
+    return n;
 }
 
 bool scheduler_has_work(const struct scheduler *s)
@@ -129,7 +159,7 @@ static void abort_cancelled(struct scheduler *s, struct list_node *queue, struct
     list_for_each_safe(node, tmp, queue)
     {
         struct request *req = list_entry(node, struct request, sched_node);
-        if (!atomic_load_explicit(&req->cancel_requested, memory_order_acquire))
+        if (!request_cancel_requested(req))
             continue;
         scheduler_finish_request(s, req, REQ_STATUS_FINISHED_ABORTED);
         push_req(&s->aborted, &s->cap_aborted, &out->n_aborted, req);
@@ -221,11 +251,15 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
            budget > 0) {
         struct request *req = list_entry(s->waiting.next, struct request, sched_node);
         const int32_t *hit = NULL;
-        int32_t n_hit = kv_manager_get_computed_blocks(s->kvm, req, &hit);
-        int32_t n_hit_tokens = n_hit * kv_manager_block_size(s->kvm);
+        bool forked = req->n_blocks > 0; /* n > 1: holds the prompt blocks it shares */
+        int32_t n_hit = forked ? 0 : kv_manager_get_computed_blocks(s->kvm, req, &hit);
+        int32_t n_hit_tokens = forked ? req->n_computed : n_hit * kv_manager_block_size(s->kvm);
         int32_t n_new = CND_MIN(req->n_tokens - n_hit_tokens, budget);
-        if (kv_manager_allocate_slots_prefix(s->kvm, req, n_new, hit, n_hit) != 0)
+        if (kv_manager_allocate_slots_prefix(s->kvm, req, n_new, hit, n_hit) != 0) {
+            if (release_waiting_blocks(s) > 0)
+                continue;
             break; /* FCFS: nobody overtakes the head */
+        }
         bool first = req->status == REQ_STATUS_WAITING && req->n_preemptions == 0;
         unlink_req(s, req);
         req->status = REQ_STATUS_RUNNING;
@@ -235,9 +269,11 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
             req->n_cached = CND_MIN(n_hit_tokens, req->n_prompt);
             req->t_admitted_us = now_us();
         }
-        /* the prefix stats count what each admission asked for and got */
-        out->n_prefix_queried_tokens += req->n_tokens;
-        out->n_prefix_hit_tokens += n_hit_tokens;
+        /* the prefix stats count what each admission asked for and got (not forks) */
+        if (!forked) {
+            out->n_prefix_queried_tokens += req->n_tokens;
+            out->n_prefix_hit_tokens += n_hit_tokens;
+        }
         add_entry(out, req, n_new);
         out->reqs[out->n_reqs - 1].first_scheduled = first;
         out->reqs[out->n_reqs - 1].n_prefix_hit = n_hit_tokens;

@@ -225,8 +225,11 @@ void http_fmt_stream_start(struct http_fmt *f, struct buf *out)
     f->started = true;
     if (f->kind != OPENAI_KIND_CHAT)
         return;
-    struct openai_choice c = {.text = "", .len = 0, .first = true};
-    http_fmt_chunk(f, &c, NULL, out);
+    int32_t n = f->n_choices > 1 ? f->n_choices : 1;
+    for (int32_t i = 0; i < n; i++) {
+        struct openai_choice c = {.index = i, .text = "", .len = 0, .first = true};
+        http_fmt_chunk(f, &c, NULL, out);
+    }
 }
 
 static void http_fmt_set_logprobs(struct openai_choice *c, bool want,
@@ -242,10 +245,16 @@ static void http_fmt_set_logprobs(struct openai_choice *c, bool want,
 void http_fmt_stream_delta(struct http_fmt *f, const char *text, size_t len,
                            const struct http_logprobs *lps, struct buf *out)
 {
+    http_fmt_stream_delta_i(f, 0, text, len, lps, out);
+}
+
+void http_fmt_stream_delta_i(struct http_fmt *f, int32_t index, const char *text, size_t len,
+                             const struct http_logprobs *lps, struct buf *out)
+{
     if (len == 0 && (!lps || lps->n == 0))
         return;
     http_fmt_stream_start(f, out);
-    struct openai_choice c = {.text = text, .len = len};
+    struct openai_choice c = {.index = index, .text = text, .len = len};
     http_fmt_set_logprobs(&c, f->logprobs, lps);
     http_fmt_chunk(f, &c, NULL, out);
 }
@@ -253,9 +262,21 @@ void http_fmt_stream_delta(struct http_fmt *f, const char *text, size_t len,
 void http_fmt_stream_finish(struct http_fmt *f, const char *finish_reason,
                             const struct openai_usage *u, struct buf *out)
 {
+    http_fmt_stream_finish_choice(f, 0, finish_reason, out);
+    http_fmt_stream_end(f, u, out);
+}
+
+void http_fmt_stream_finish_choice(struct http_fmt *f, int32_t index, const char *finish_reason,
+                                   struct buf *out)
+{
     http_fmt_stream_start(f, out);
-    struct openai_choice c = {.text = "", .len = 0, .finish_reason = finish_reason};
+    struct openai_choice c = {.index = index, .text = "", .len = 0, .finish_reason = finish_reason};
     http_fmt_chunk(f, &c, NULL, out);
+}
+
+void http_fmt_stream_end(struct http_fmt *f, const struct openai_usage *u, struct buf *out)
+{
+    http_fmt_stream_start(f, out);
     if (f->include_usage && u) {
         struct buf json;
         buf_init(&json);
@@ -287,4 +308,19 @@ void http_fmt_response(struct http_fmt *f, const char *text, size_t len,
         openai_chat_completion_json(out, &f->meta, &c, u);
     else
         openai_completion_json(out, &f->meta, &c, u);
+}
+
+void http_fmt_response_n(struct http_fmt *f, struct openai_choice *cs,
+                         const struct http_logprobs *lps, int32_t n,
+                         const struct openai_usage *u, struct buf *out)
+{
+    for (int32_t i = 0; i < n; i++) {
+        http_fmt_set_logprobs(&cs[i], f->logprobs, lps ? &lps[i] : NULL);
+        if (f->logprobs && !lps)
+            cs[i].has_logprobs = true;
+    }
+    if (f->kind == OPENAI_KIND_CHAT)
+        openai_chat_completion_json_n(out, &f->meta, cs, n, u);
+    else
+        openai_completion_json_n(out, &f->meta, cs, n, u);
 }

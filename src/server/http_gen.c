@@ -190,7 +190,113 @@ static void http_take_logprobs(struct request_outbox *taken, struct request_logp
     taken->n_logprobs = 0;
 }
 
+/* Move n entries of src into the growing array acc. */
+static void http_take_lp_arr(struct request_logprob *src, int32_t *n_src,
+                             struct request_logprob **acc, int32_t *n_acc, int32_t *cap_acc)
+{
+    for (int32_t i = 0; i < *n_src; i++) {
+        if (*n_acc == *cap_acc) {
+            *cap_acc = *cap_acc ? *cap_acc * 2 : 16;
+            *acc = xrealloc(*acc, (size_t)*cap_acc * sizeof(**acc));
+        }
+        (*acc)[(*n_acc)++] = src[i];
+    }
+    *n_src = 0;
+}
+
+/* finish_reason of a finished choice (n > 1): "stop" or "length" (an error or an abort ends
+ * the whole request and is reported by http_finish_reason). */
+static const char *http_choice_finish_reason(const struct request_choice *c)
+{
+    return c->finish_status == REQ_STATUS_FINISHED_LENGTH ? "length" : "stop";
+}
+
 /* ---- non-streamed ---- */
+
+/* n > 1: every choice's text and logprobs, then one body with choices[0..n). */
+static int http_wait_full_n(struct http_conn *hc, struct http_fmt *fmt)
+{
+    struct http_server *s = hc->srv;
+    struct request *req = hc->req;
+    int32_t nc = req->out.n_choices; /* set at request_create, read-only since */
+    struct request_outbox taken;
+    request_outbox_init(&taken);
+    struct buf *texts = xcalloc((size_t)nc, sizeof(*texts));
+    struct request_logprob **acc = xcalloc((size_t)nc, sizeof(*acc));
+    int32_t *n_acc = xcalloc((size_t)nc, sizeof(*n_acc));
+    int32_t *cap_acc = xcalloc((size_t)nc, sizeof(*cap_acc));
+    for (int32_t i = 0; i < nc; i++)
+        buf_init(&texts[i]);
+    struct openai_error e;
+    int rc;
+    int64_t t_peer_check_us = now_us();
+    for (;;) {
+        bool got = request_outbox_take(req, &taken, HTTP_WAIT_MS);
+        for (int32_t i = 0; i < taken.n_choices; i++) {
+            struct request_choice *c = &taken.choices[i];
+            if (c->text.len) {
+                buf_append(&texts[i], c->text.data, c->text.len);
+                buf_reset(&c->text);
+            }
+            http_take_lp_arr(c->logprobs, &c->n_logprobs, &acc[i], &n_acc[i], &cap_acc[i]);
+        }
+        if (taken.finished)
+            break;
+        if (atomic_load(&s->stopping)) {
+            http_cancel_own(hc, "server stopping");
+            openai_error_set(&e, 503, NULL, "the server is shutting down");
+            rc = http_send_error(hc, &e);
+            goto out;
+        }
+        int64_t now = now_us();
+        if (got && now - t_peer_check_us < HTTP_PEER_CHECK_MS * 1000)
+            continue;
+        t_peer_check_us = now;
+        if (http_peer_closed(hc)) {
+            http_cancel_own(hc, "client went away");
+            rc = MHD_NO;
+            goto out;
+        }
+    }
+    if (!http_finish_reason(&taken, &e)) {
+        rc = http_send_error(hc, &e);
+        goto out;
+    }
+    struct openai_usage u;
+    http_usage_of(&taken, req, &u);
+    struct http_logprobs *lps = xcalloc((size_t)nc, sizeof(*lps));
+    struct openai_choice *cs = xcalloc((size_t)nc, sizeof(*cs));
+    for (int32_t i = 0; i < nc; i++) {
+        http_logprobs_init(&lps[i]);
+        int32_t offset = 0;
+        http_logprobs_build(&lps[i], s->p.tok, acc[i], n_acc[i], &offset);
+        cs[i].index = i;
+        cs[i].text = texts[i].data;
+        cs[i].len = texts[i].len;
+        cs[i].finish_reason = i < taken.n_choices ? http_choice_finish_reason(&taken.choices[i])
+                                                  : "stop";
+    }
+    struct buf body;
+    buf_init(&body);
+    http_fmt_response_n(fmt, cs, fmt->logprobs ? lps : NULL, nc, &u, &body);
+    rc = http_send(hc, 200, "application/json", &body);
+    buf_deinit(&body);
+    for (int32_t i = 0; i < nc; i++)
+        http_logprobs_deinit(&lps[i]);
+    free(lps);
+    free(cs);
+out:
+    for (int32_t i = 0; i < nc; i++) {
+        buf_deinit(&texts[i]);
+        free(acc[i]);
+    }
+    free(texts);
+    free(acc);
+    free(n_acc);
+    free(cap_acc);
+    request_outbox_deinit(&taken);
+    return rc;
+}
 
 static int http_wait_full(struct http_conn *hc, struct http_fmt *fmt)
 {
@@ -271,6 +377,9 @@ struct http_stream {
     struct http_logprobs lps;
     int32_t text_offset;
     bool done; /* all events formatted: end once pending is written */
+    int32_t n_choices;        /* n > 1; else 0 */
+    int32_t *choice_offsets;  /* [n_choices] text_offset of each choice's next token */
+    bool *choice_done;        /* [n_choices] its finish chunk went out */
     int64_t t_last_write_us;
     int64_t keepalive_us; /* a comment after this long without a write */
 };
@@ -282,6 +391,8 @@ static void http_stream_free(void *cls)
     buf_deinit(&st->pending);
     request_outbox_deinit(&st->taken);
     http_logprobs_deinit(&st->lps);
+    free(st->choice_offsets);
+    free(st->choice_done);
     free(st);
 }
 
@@ -294,9 +405,47 @@ static bool http_fd_closed(int fd)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* n > 1: each choice's delta and, once it ended, its finish chunk; at the end usage + [DONE]. */
+static void http_stream_format_n(struct http_stream *st)
+{
+    struct request_outbox *t = &st->taken;
+    for (int32_t i = 0; i < t->n_choices && i < st->n_choices; i++) {
+        struct request_choice *c = &t->choices[i];
+        bool has_lp = st->fmt.logprobs && c->n_logprobs > 0;
+        if (has_lp)
+            http_logprobs_build(&st->lps, st->srv->p.tok, c->logprobs, c->n_logprobs,
+                                &st->choice_offsets[i]);
+        http_fmt_stream_delta_i(&st->fmt, i, c->text.data, c->text.len, has_lp ? &st->lps : NULL,
+                                &st->pending);
+        buf_reset(&c->text);
+        c->n_logprobs = 0;
+        if (c->finished && !st->choice_done[i] &&
+            (c->finish_status == REQ_STATUS_FINISHED_STOP ||
+             c->finish_status == REQ_STATUS_FINISHED_LENGTH)) {
+            http_fmt_stream_finish_choice(&st->fmt, i, http_choice_finish_reason(c), &st->pending);
+            st->choice_done[i] = true;
+        }
+    }
+    if (!t->finished)
+        return;
+    struct openai_error e;
+    if (http_finish_reason(t, &e)) {
+        struct openai_usage u;
+        http_usage_of(t, st->req, &u);
+        http_fmt_stream_end(&st->fmt, &u, &st->pending);
+    } else {
+        http_fmt_stream_error(&st->fmt, &e, &st->pending);
+    }
+    st->done = true;
+}
+
 /* Format what the last take brought. */
 static void http_stream_format(struct http_stream *st)
 {
+    if (st->n_choices > 0) {
+        http_stream_format_n(st);
+        return;
+    }
     struct request_outbox *t = &st->taken;
     bool has_lp = st->fmt.logprobs && t->n_logprobs > 0;
     if (has_lp)
@@ -376,6 +525,12 @@ static int http_start_stream(struct http_conn *hc, const struct http_fmt *fmt)
     buf_init(&st->pending);
     request_outbox_init(&st->taken);
     http_logprobs_init(&st->lps);
+    st->n_choices = hc->req->out.n_choices;
+    st->fmt.n_choices = st->n_choices;
+    if (st->n_choices > 0) {
+        st->choice_offsets = xcalloc((size_t)st->n_choices, sizeof(*st->choice_offsets));
+        st->choice_done = xcalloc((size_t)st->n_choices, sizeof(*st->choice_done));
+    }
     st->t_last_write_us = now_us();
     /* every HTTP_KEEPALIVE_S, or sooner when the idle timeout is shorter, so a queued stream
      * is not taken for an idle connection */
@@ -452,8 +607,9 @@ int http_handle_generation(struct http_conn *hc, enum openai_kind kind)
     }
     hc->req = req; /* the connection's reference; the engine took its own */
     http_active_begin(hc);
-    log_info("req %s: %s %s, %d prompt tokens, max_tokens %d%s", hc->request_id, id,
-             http_route_label(hc->route), n_ids, max_tokens, r.stream ? ", streamed" : "");
+    log_info("req %s: %s %s, %d prompt tokens, max_tokens %d%s%s", hc->request_id, id,
+             http_route_label(hc->route), n_ids, max_tokens, r.stream ? ", streamed" : "",
+             r.params.n > 1 ? ", n > 1" : "");
 
     struct http_fmt fmt = {
         .kind = kind,
@@ -461,7 +617,9 @@ int http_handle_generation(struct http_conn *hc, enum openai_kind kind)
         .include_usage = r.include_usage,
         .logprobs = r.params.logprobs,
     };
-    rc = r.stream ? http_start_stream(hc, &fmt) : http_wait_full(hc, &fmt);
+    rc = r.stream                   ? http_start_stream(hc, &fmt)
+         : req->out.n_choices > 0 ? http_wait_full_n(hc, &fmt)
+                                  : http_wait_full(hc, &fmt);
     free(ids);
     openai_request_deinit(&r);
     return rc;

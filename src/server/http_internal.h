@@ -78,6 +78,7 @@ struct http_fmt {
     bool include_usage;      /* stream_options.include_usage */
     bool logprobs;           /* the request asked for logprobs */
     bool started;            /* stream: the role chunk went out */
+    int32_t n_choices;       /* n > 1: choices 0..n-1 (each its own role chunk); else 0 */
 };
 
 /* Chat: the first chunk (role "assistant", content ""); completions: nothing. */
@@ -88,12 +89,24 @@ void http_fmt_stream_delta(struct http_fmt *f, const char *text, size_t len,
 /* The chunk carrying finish_reason, the usage chunk when asked for, then data: [DONE]. */
 void http_fmt_stream_finish(struct http_fmt *f, const char *finish_reason,
                             const struct openai_usage *u, struct buf *out);
+/* n > 1: a delta of choice index; the chunk with choice index's finish_reason; the end of the
+ * stream (the usage chunk when asked for, then data: [DONE]). */
+void http_fmt_stream_delta_i(struct http_fmt *f, int32_t index, const char *text, size_t len,
+                             const struct http_logprobs *lps, struct buf *out);
+void http_fmt_stream_finish_choice(struct http_fmt *f, int32_t index, const char *finish_reason,
+                                   struct buf *out);
+void http_fmt_stream_end(struct http_fmt *f, const struct openai_usage *u, struct buf *out);
 /* A failure after the stream started: one data: {"error":...} event (the stream then ends). */
 void http_fmt_stream_error(struct http_fmt *f, const struct openai_error *e, struct buf *out);
 /* The whole non-streamed body. */
 void http_fmt_response(struct http_fmt *f, const char *text, size_t len,
                        const struct http_logprobs *lps, const char *finish_reason,
                        const struct openai_usage *u, struct buf *out);
+
+/* n > 1: the whole body with choices cs[0..n) (texts set by the caller; lps[i] or NULL). */
+void http_fmt_response_n(struct http_fmt *f, struct openai_choice *cs,
+                         const struct http_logprobs *lps, int32_t n,
+                         const struct openai_usage *u, struct buf *out);
 
 /* ---- the server (http.c) ---- */
 

@@ -604,14 +604,6 @@ static int openai_refuse_unimplemented(const cJSON *root, enum openai_kind kind,
             return openai_unsupported(e, "response_format",
                                       "only {\"type\": \"text\"} is implemented");
     }
-    j = openai_field(root, "n");
-    if (!openai_is_null(j)) {
-        int64_t n;
-        if (openai_get_int(j, "n", 1, 128, &n, e) < 0)
-            return CND_EINVAL;
-        if (n != 1)
-            return openai_unsupported(e, "n", "only n=1 is implemented");
-    }
     j = openai_field(root, "best_of");
     if (!openai_is_null(j)) {
         int64_t n;
@@ -775,6 +767,13 @@ int openai_request_parse(const char *body, size_t len, enum openai_kind kind,
     }
     if ((rc = openai_parse_sampling(root, kind, req, e)) < 0)
         goto fail;
+    j = openai_field(root, "n");
+    if (!openai_is_null(j)) {
+        int64_t n;
+        if ((rc = openai_get_int(j, "n", 1, OPENAI_MAX_N, &n, e)) < 0)
+            goto fail;
+        req->params.n = (int32_t)n;
+    }
     j = openai_field(root, "stream");
     if (!openai_is_null(j) && (rc = openai_get_bool(j, "stream", &req->stream, e)) < 0)
         goto fail;
@@ -1036,14 +1035,26 @@ static void openai_text(struct buf *out, const struct openai_choice *c)
 void openai_chat_completion_json(struct buf *out, const struct openai_meta *m,
                                  const struct openai_choice *c, const struct openai_usage *u)
 {
+    openai_chat_completion_json_n(out, m, c, 1, u);
+}
+
+void openai_chat_completion_json_n(struct buf *out, const struct openai_meta *m,
+                                   const struct openai_choice *cs, int32_t n,
+                                   const struct openai_usage *u)
+{
     openai_head(out, m, "chat.completion");
-    buf_append_str(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
-                        "\"content\":");
-    openai_text(out, c);
-    buf_append_str(out, ",\"refusal\":null},\"logprobs\":");
-    openai_chat_logprobs_json(out, c);
-    openai_finish_json(out, c->finish_reason ? c->finish_reason : "stop");
-    buf_append_str(out, "}],\"usage\":");
+    buf_append_str(out, ",\"choices\":[");
+    for (int32_t i = 0; i < n; i++) {
+        const struct openai_choice *c = &cs[i];
+        buf_appendf(out, "%s{\"index\":%d,\"message\":{\"role\":\"assistant\",\"content\":",
+                    i ? "," : "", c->index);
+        openai_text(out, c);
+        buf_append_str(out, ",\"refusal\":null},\"logprobs\":");
+        openai_chat_logprobs_json(out, c);
+        openai_finish_json(out, c->finish_reason ? c->finish_reason : "stop");
+        buf_append_str(out, "}");
+    }
+    buf_append_str(out, "],\"usage\":");
     openai_usage_json(out, u);
     buf_append_str(out, "}");
 }
@@ -1059,7 +1070,7 @@ void openai_chat_chunk_json(struct buf *out, const struct openai_meta *m,
         buf_append_str(out, "}");
         return;
     }
-    buf_append_str(out, ",\"choices\":[{\"index\":0,\"delta\":{");
+    buf_appendf(out, ",\"choices\":[{\"index\":%d,\"delta\":{", c->index);
     /* the finishing chunk has an empty delta, as OpenAI sends it */
     bool comma = false;
     if (c->first) {
@@ -1080,22 +1091,27 @@ void openai_chat_chunk_json(struct buf *out, const struct openai_meta *m,
 }
 
 static void openai_completion_body(struct buf *out, const struct openai_meta *m,
-                                   const struct openai_choice *c, const struct openai_usage *u,
-                                   bool final, bool with_usage_null)
+                                   const struct openai_choice *cs, int32_t n,
+                                   const struct openai_usage *u, bool final, bool with_usage_null)
 {
     openai_head(out, m, "text_completion");
-    if (!c) {
+    if (!cs) {
         buf_append_str(out, ",\"choices\":[],\"usage\":");
         openai_usage_json(out, u);
         buf_append_str(out, "}");
         return;
     }
-    buf_append_str(out, ",\"choices\":[{\"index\":0,\"text\":");
-    openai_text(out, c);
-    buf_append_str(out, ",\"logprobs\":");
-    openai_legacy_logprobs_json(out, c);
-    openai_finish_json(out, final && !c->finish_reason ? "stop" : c->finish_reason);
-    buf_append_str(out, "}]");
+    buf_append_str(out, ",\"choices\":[");
+    for (int32_t i = 0; i < n; i++) {
+        const struct openai_choice *c = &cs[i];
+        buf_appendf(out, "%s{\"index\":%d,\"text\":", i ? "," : "", c->index);
+        openai_text(out, c);
+        buf_append_str(out, ",\"logprobs\":");
+        openai_legacy_logprobs_json(out, c);
+        openai_finish_json(out, final && !c->finish_reason ? "stop" : c->finish_reason);
+        buf_append_str(out, "}");
+    }
+    buf_append_str(out, "]");
     if (final) {
         buf_append_str(out, ",\"usage\":");
         openai_usage_json(out, u);
@@ -1108,14 +1124,21 @@ static void openai_completion_body(struct buf *out, const struct openai_meta *m,
 void openai_completion_json(struct buf *out, const struct openai_meta *m,
                             const struct openai_choice *c, const struct openai_usage *u)
 {
-    openai_completion_body(out, m, c, u, true, false);
+    openai_completion_body(out, m, c, 1, u, true, false);
+}
+
+void openai_completion_json_n(struct buf *out, const struct openai_meta *m,
+                              const struct openai_choice *cs, int32_t n,
+                              const struct openai_usage *u)
+{
+    openai_completion_body(out, m, cs, n, u, true, false);
 }
 
 void openai_completion_chunk_json(struct buf *out, const struct openai_meta *m,
                                   const struct openai_choice *c, const struct openai_usage *u,
                                   bool with_usage_null)
 {
-    openai_completion_body(out, m, c, u, false, with_usage_null);
+    openai_completion_body(out, m, c, 1, u, false, with_usage_null);
 }
 
 void openai_model_json(struct buf *out, const struct openai_model_info *mi)
