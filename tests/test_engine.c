@@ -1,7 +1,9 @@
 /* ctest-labels: model */
 /* test_engine.c: the engine thread end to end on the CPU backend with stories260K (and a random
  * llama): greedy ids equal llama.cpp's reference, batch invariance under 31 concurrent requests,
- * preemption under a tiny KV pool, cancellation in prefill and decode, prefix-cache hits. */
+ * preemption under a tiny KV pool, cancellation in prefill and decode, prefix-cache hits, and
+ * n > 1 (choices reproducible, equal to n = 1 with seed + i, prompt blocks shared, cancel,
+ * preemption). */
 #include "cinder/backend.h"
 #include "cinder/clock.h"
 #include "cinder/engine.h"
@@ -710,6 +712,189 @@ static void test_submit_errors_and_drain(void)
     request_unref(rest);
 }
 
+/* ---- n > 1 ---- */
+
+enum { NP_N = 4, NP_CAP = 64 };
+
+static struct request *make_sampled(const int32_t *prompt, int32_t n_prompt, int32_t n,
+                                    uint64_t seed, int32_t max_tokens)
+{
+    struct gen_params gp = gen_params_default();
+    gp.sampling.temperature = 0.9f;
+    gp.sampling.has_seed = true;
+    gp.sampling.seed = seed;
+    gp.max_tokens = max_tokens;
+    gp.logprobs = true; /* the sampled ids come back per choice with their logprobs */
+    gp.n = n;
+    return request_create(n > 1 ? "par" : "one", prompt, n_prompt, &gp);
+}
+
+/* Wait for req (n choices, or n = 1 when req->out.n_choices is 0): the sampled ids of every
+ * choice (from the logprobs), finish statuses, total completion tokens; *peak_blocks: the most
+ * KV blocks seen in use meanwhile. cancel_after > 0: cancel once that many ids came. */
+static void wait_choices(struct engine *e, struct request *req, int32_t ids[][NP_CAP],
+                         int32_t *n_ids, enum req_status *finish, int32_t *n_completion,
+                         int32_t *peak_blocks, int32_t cancel_after)
+{
+    int32_t nc = req->out.n_choices > 0 ? req->out.n_choices : 1;
+    for (int32_t i = 0; i < nc; i++)
+        n_ids[i] = 0;
+    struct request_outbox o;
+    request_outbox_init(&o);
+    int64_t t0 = now_us();
+    bool cancelled = false;
+    int32_t total = 0;
+    for (;;) {
+        request_outbox_take(req, &o, 0);
+        for (int32_t i = 0; i < nc; i++) {
+            struct request_logprob *lp = o.n_choices ? o.choices[i].logprobs : o.logprobs;
+            int32_t *nlp = o.n_choices ? &o.choices[i].n_logprobs : &o.n_logprobs;
+            for (int32_t k = 0; k < *nlp; k++) {
+                if (n_ids[i] < NP_CAP)
+                    ids[i][n_ids[i]++] = lp[k].token;
+                total++;
+            }
+            *nlp = 0;
+        }
+        if (peak_blocks) {
+            struct engine_stats st;
+            engine_get_stats(e, &st);
+            *peak_blocks = CND_MAX(*peak_blocks, st.n_blocks_used);
+        }
+        if (cancel_after > 0 && !cancelled && total >= cancel_after) {
+            engine_cancel(e, req);
+            cancelled = true;
+        }
+        if (o.finished)
+            break;
+        if (now_us() - t0 > 120 * 1000000LL) {
+            fprintf(stderr, "timeout waiting for %s\n", req->id);
+            break;
+        }
+        usleep(100);
+    }
+    for (int32_t i = 0; i < nc; i++)
+        finish[i] = o.n_choices ? o.choices[i].finish_status : o.finish_status;
+    *n_completion = o.n_completion_tokens;
+    request_outbox_deinit(&o);
+}
+
+static void test_n_parallel(void)
+{
+    struct engine *e = engine_open2(&g_stories, 8, 64, 0, true);
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    /* 100 prompt tokens: 6 full blocks shared by the 4 choices, the 4 tail tokens recomputed */
+    enum { NPROMPT = 100, MAXT = 20 };
+    int32_t prompt[NPROMPT];
+    prompt[0] = 1;
+    for (int t = 1; t < NPROMPT; t++)
+        prompt[t] = 3 + (int32_t)(rnd() % 400);
+    const uint64_t seed = 4242;
+    char err[CND_ERR_LEN];
+    int32_t ids[2][NP_N][NP_CAP], n_ids[2][NP_N], n_comp[2];
+    enum req_status fin[NP_N];
+    int32_t peak = 0;
+    for (int run = 0; run < 2; run++) {
+        struct request *r = make_sampled(prompt, NPROMPT, NP_N, seed, MAXT);
+        CHECK_EQ_INT(r->out.n_choices, NP_N);
+        CHECK_EQ_INT(engine_submit(e, r, err), 0);
+        wait_choices(e, r, ids[run], n_ids[run], fin, &n_comp[run], run == 0 ? &peak : NULL, 0);
+        int32_t sum = 0;
+        for (int i = 0; i < NP_N; i++) {
+            CHECK_MSG(fin[i] == REQ_STATUS_FINISHED_LENGTH || fin[i] == REQ_STATUS_FINISHED_STOP,
+                      "choice %d finished %d", i, (int)fin[i]);
+            CHECK(n_ids[run][i] > 0);
+            sum += n_ids[run][i] + (fin[i] == REQ_STATUS_FINISHED_STOP ? 1 : 0);
+        }
+        CHECK_MSG(n_comp[run] == sum || n_comp[run] == sum - 0, "usage %d != %d", n_comp[run],
+                  sum);
+        CHECK_EQ_INT(r->n_generated, n_comp[run]);
+        request_unref(r);
+        wait_blocks_free(e);
+    }
+    /* reproducible, and the choices differ from each other */
+    bool same_run = true, all_same = true;
+    for (int i = 0; i < NP_N; i++) {
+        same_run &= n_ids[0][i] == n_ids[1][i] &&
+                    !memcmp(ids[0][i], ids[1][i], sizeof(int32_t) * (size_t)n_ids[0][i]);
+        all_same &= n_ids[0][i] == n_ids[0][0] &&
+                    !memcmp(ids[0][i], ids[0][0], sizeof(int32_t) * (size_t)n_ids[0][0]);
+    }
+    CHECK_MSG(same_run, "n=4 with a seed is not reproducible");
+    CHECK_MSG(!all_same, "the 4 choices are identical");
+    /* choice i == an n = 1 request with seed + i */
+    for (int i = 0; i < NP_N; i++) {
+        struct request *r = make_sampled(prompt, NPROMPT, 1, seed + (uint64_t)i, MAXT);
+        CHECK_EQ_INT(engine_submit(e, r, err), 0);
+        int32_t one[1][NP_CAP], n_one[1], nc1;
+        enum req_status f1[1];
+        wait_choices(e, r, one, n_one, f1, &nc1, NULL, 0);
+        CHECK_MSG(n_one[0] == n_ids[0][i] &&
+                      !memcmp(one[0], ids[0][i], sizeof(int32_t) * (size_t)n_one[0]),
+                  "choice %d differs from n=1 with seed + %d", i, i);
+        CHECK_EQ_INT(f1[0], fin[i]);
+        request_unref(r);
+    }
+    /* the prompt's blocks are shared: 4 independent sequences would hold 4 x 7 prompt blocks */
+    printf("     n=4: peak %d blocks in use (prompt %d blocks)\n", peak, (NPROMPT + 15) / 16);
+    CHECK(peak > 0 && peak < NP_N * ((NPROMPT + 15) / 16));
+    wait_blocks_free(e);
+
+    /* cancel mid-way: every choice ends aborted, every block comes back */
+    {
+        struct request *r = make_sampled(prompt, NPROMPT, NP_N, seed, 300);
+        CHECK_EQ_INT(engine_submit(e, r, err), 0);
+        int32_t cid[NP_N][NP_CAP], cn[NP_N], ncomp;
+        enum req_status cf[NP_N];
+        wait_choices(e, r, cid, cn, cf, &ncomp, NULL, 6);
+        for (int i = 0; i < NP_N; i++)
+            CHECK_EQ_INT(cf[i], REQ_STATUS_FINISHED_ABORTED);
+        CHECK(ncomp < NP_N * 300);
+        request_unref(r);
+        wait_blocks_free(e);
+    }
+    /* cancelled while still queued */
+    {
+        struct request *r = make_sampled(prompt, NPROMPT, NP_N, seed, 10);
+        atomic_store(&r->cancel_requested, true);
+        CHECK_EQ_INT(engine_submit(e, r, err), 0);
+        int32_t cid[NP_N][NP_CAP], cn[NP_N], ncomp;
+        enum req_status cf[NP_N];
+        wait_choices(e, r, cid, cn, cf, &ncomp, NULL, 0);
+        for (int i = 0; i < NP_N; i++)
+            CHECK_EQ_INT(cf[i], REQ_STATUS_FINISHED_ABORTED);
+        request_unref(r);
+        wait_blocks_free(e);
+    }
+    engine_destroy(e, 1.0);
+
+    /* a 12-block pool: one choice (8 blocks) fits, four sharing 6 do not: preemption, and the
+     * same ids */
+    e = engine_open2(&g_stories, 8, 64, 12 * block_bytes(&g_stories), true);
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    int before = atomic_load(&g_n_preempt);
+    struct request *r = make_sampled(prompt, NPROMPT, NP_N, seed, MAXT);
+    CHECK_EQ_INT(engine_submit(e, r, err), 0);
+    int32_t pid[NP_N][NP_CAP], pn[NP_N], pcomp;
+    enum req_status pf[NP_N];
+    wait_choices(e, r, pid, pn, pf, &pcomp, NULL, 0);
+    for (int i = 0; i < NP_N; i++)
+        CHECK_MSG(pn[i] == n_ids[0][i] &&
+                      !memcmp(pid[i], ids[0][i], sizeof(int32_t) * (size_t)pn[i]),
+                  "choice %d differs after preemption", i);
+    CHECK_EQ_INT(pcomp, n_comp[0]);
+    int n_pre = atomic_load(&g_n_preempt) - before;
+    printf("     n=4 in 12 blocks: %d preemptions\n", n_pre);
+    CHECK(n_pre > 0);
+    request_unref(r);
+    wait_blocks_free(e);
+    engine_destroy(e, 1.0);
+}
+
 static void test_throughput(void)
 {
     /* 32 concurrent greedy streams: aggregate tokens/s and steps/s (printed for the record) */
@@ -768,6 +953,7 @@ int main(void)
     RUN(test_prefix_cache);
     RUN(test_params_stop_logprobs);
     RUN(test_submit_errors_and_drain);
+    RUN(test_n_parallel);
     RUN(test_throughput);
     CHECK_EQ_INT(atomic_load(&g_n_finished) > 0, 1);
     printf("     %.1f s\n", (double)(now_us() - t0) / 1e6);
