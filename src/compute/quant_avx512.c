@@ -470,7 +470,7 @@ KINL_V void k_q4_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
     for (int64_t ib = 0; ib < nb; ib++) {
         __m512i sc16[4];
         __m256i mn16[4];
-        float dw[4], dmw[4];
+        __m512 dwv[4], dmv[4];
         UNROLL FOR_R
         {
             const uint8_t *wb = w + r * ws + ib * 144;
@@ -482,8 +482,8 @@ KINL_V void k_q4_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
             sc16[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)s64)));
             const __m128i m8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m64));
             mn16[r] = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
-            dw[r] = ldh32(wb);
-            dmw[r] = ldh32(wb + 2);
+            dwv[r] = _mm512_set1_ps(ldh32(wb));
+            dmv[r] = _mm512_set1_ps(ldh32(wb + 2));
         }
         __m512i isum[4][4];
         UNROLL FOR_R UNROLL FOR_C isum[r][c] = _mm512_setzero_si512();
@@ -511,16 +511,16 @@ KINL_V void k_q4_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
         UNROLL FOR_C
         {
             const uint8_t *ab = a + c * as + ib * 292;
-            const float da = ldf32(ab);
+            const __m512 da = _mm512_set1_ps(ldf32(ab));
             const __m256i bs = _mm256_loadu_si256((const __m256i *)(const void *)(ab + 260));
             UNROLL FOR_R
             {
+                /* acc += isum * (d_w d_a) - minsum * (dmin_w d_a); minsum fills lanes 0..7 */
                 const __m512 fm =
                     _mm512_zextps256_ps512(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn16[r])));
                 const __m512 fi = _mm512_cvtepi32_ps(isum[r][c]);
-                const __m512 p = _mm512_fnmadd_ps(fm, _mm512_set1_ps(dmw[r] * da),
-                                                  _mm512_mul_ps(fi, _mm512_set1_ps(dw[r] * da)));
-                acc[r][c] = _mm512_add_ps(acc[r][c], p);
+                acc[r][c] = _mm512_fmadd_ps(fi, _mm512_mul_ps(dwv[r], da), acc[r][c]);
+                acc[r][c] = _mm512_fnmadd_ps(fm, _mm512_mul_ps(dmv[r], da), acc[r][c]);
             }
         }
     }
