@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -40,6 +41,7 @@ struct backend_cpu {
     /* KV cache */
     struct kv_cache_params kv;
     uint8_t *kv_mem;
+    size_t kv_bytes;
     size_t kv_layer_bytes; /* K and V of one layer, each n_slots * kv_dim elements */
     size_t kv_elem;
     /* current batch */
@@ -116,6 +118,17 @@ static const struct tensor *cpu_weight(struct backend *be, const struct tensor *
     return host;
 }
 
+/* The pool is mapped anonymously rather than malloc'd and cleared: the kernel hands out zeroed
+ * pages only when a block is first written, so a pool sized generously from kv_cache_memory
+ * costs no start-up time and no resident memory until it is used. */
+static void cpu_kv_unmap(struct backend_cpu *c)
+{
+    if (c->kv_mem)
+        munmap(c->kv_mem, c->kv_bytes);
+    c->kv_mem = NULL;
+    c->kv_bytes = 0;
+}
+
 static int cpu_kv_init(struct backend *be, const struct kv_cache_params *p, char *err)
 {
     struct backend_cpu *c = cpu(be);
@@ -123,20 +136,22 @@ static int cpu_kv_init(struct backend *be, const struct kv_cache_params *p, char
         err_set(err, "KV cache type %s is not supported (f16, f32)", dtype_name(p->dtype));
         return CND_EINVAL;
     }
-    free(c->kv_mem);
-    c->kv_mem = NULL;
+    cpu_kv_unmap(c);
     c->kv = *p;
     c->kv_elem = p->dtype == CND_DTYPE_F16 ? 2 : 4;
     size_t n_slots = (size_t)p->n_blocks * (size_t)p->block_size;
     size_t kv_dim = (size_t)p->n_head_kv * (size_t)p->head_dim;
     c->kv_layer_bytes = n_slots * kv_dim * c->kv_elem;
     size_t total = c->kv_layer_bytes * 2 * (size_t)p->n_layer;
-    if (total == 0 || posix_memalign((void **)&c->kv_mem, 64, total) != 0) {
-        c->kv_mem = NULL;
+    void *mem = total ? mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+                             MAP_NORESERVE, -1, 0)
+                      : MAP_FAILED;
+    if (mem == MAP_FAILED) {
         err_set(err, "cannot allocate %.1f MiB for the KV cache", (double)total / 1048576.0);
         return CND_ENOMEM;
     }
-    memset(c->kv_mem, 0, total);
+    c->kv_mem = mem;
+    c->kv_bytes = total;
     return 0;
 }
 
@@ -865,7 +880,7 @@ static void cpu_destroy(struct backend *be)
     struct backend_cpu *c = cpu(be);
     threadpool_destroy(c->pool);
     free(c->act);
-    free(c->kv_mem);
+    cpu_kv_unmap(c);
     free(c->scores);
     free(c);
 }
