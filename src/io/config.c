@@ -41,7 +41,7 @@ static const struct config_entry config_table[] = {
     KEY("port", "PORT", "port", NULL, CONFIG_TYPE_INT, "8080", NULL, 0, 65535, OFF(port),
         "TCP port; 0 picks a free one"),
     KEY("model", "MODEL", "model", "-m", CONFIG_TYPE_STRING, "", NULL, 0, 0, OFF(model),
-        "path to the model (.gguf file or AWQ directory)"),
+        "path to the model (.gguf file; AWQ checkpoints are not supported yet)"),
     KEY("served_model_name", "SERVED_MODEL_NAME", "served-model-name", NULL, CONFIG_TYPE_STRING, "",
         NULL, 0, 0, OFF(served_model_name),
         "model id shown in /v1/models and responses; empty: the file name"),
