@@ -45,6 +45,8 @@ enum cnd_dtype {
 /* Known type? (ids inside the range that GGML never used or retired are not.) */
 bool dtype_is_valid(uint32_t type);
 const char *dtype_name(enum cnd_dtype type); /* "q4_K"-style names as GGML prints them */
+/* Type by name, case-insensitive ("q4_k", "Q4_K", "f16"); CND_EINVAL if there is none. */
+int dtype_from_name(const char *name, enum cnd_dtype *out);
 int64_t dtype_block_size(enum cnd_dtype type); /* elements per block */
 int64_t dtype_type_size(enum cnd_dtype type);  /* bytes per block */
 /* Bytes of a row of n elements (n must be a multiple of the block size). */

@@ -277,27 +277,6 @@ static void serve_on_prefix_cache(void *ud, int64_t n_queried, int64_t n_hit)
 
 /* ---- start-up helpers ---- */
 
-static int serve_parse_dtype(const char *s, enum cnd_dtype *out)
-{
-    static const struct {
-        const char *name;
-        enum cnd_dtype t;
-    } types[] = {
-        {"f32", CND_DTYPE_F32},   {"f16", CND_DTYPE_F16},   {"bf16", CND_DTYPE_BF16},
-        {"q8_0", CND_DTYPE_Q8_0}, {"q4_0", CND_DTYPE_Q4_0}, {"q4_1", CND_DTYPE_Q4_1},
-        {"q5_0", CND_DTYPE_Q5_0}, {"q5_1", CND_DTYPE_Q5_1}, {"q2_k", CND_DTYPE_Q2_K},
-        {"q3_k", CND_DTYPE_Q3_K}, {"q4_k", CND_DTYPE_Q4_K}, {"q5_k", CND_DTYPE_Q5_K},
-        {"q6_k", CND_DTYPE_Q6_K},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
-        if (s && strcasecmp(s, types[i].name) == 0) {
-            *out = types[i].t;
-            return 0;
-        }
-    }
-    return CND_EINVAL;
-}
-
 static char *serve_read_file(const char *path, char *err)
 {
     FILE *f = fopen(path, "rb");
@@ -481,7 +460,7 @@ int cli_serve_main(int argc, char **argv)
     int64_t t0 = now_us();
     if (cfg.random_weights) {
         enum cnd_dtype wt = CND_DTYPE_F16;
-        serve_parse_dtype(cfg.weight_type, &wt);
+        dtype_from_name(cfg.weight_type, &wt);
         model = model_create_random(cfg.random_weights, wt, 42, err);
     } else {
         model = model_load(cfg.model, err);

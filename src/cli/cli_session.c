@@ -26,27 +26,6 @@ void cli_model_args_init(struct cli_model_args *a)
     a->n_batch = 512;
 }
 
-static int parse_dtype(const char *s, enum cnd_dtype *out)
-{
-    static const struct {
-        const char *name;
-        enum cnd_dtype t;
-    } types[] = {
-        {"f32", CND_DTYPE_F32},   {"f16", CND_DTYPE_F16},   {"bf16", CND_DTYPE_BF16},
-        {"q8_0", CND_DTYPE_Q8_0}, {"q4_0", CND_DTYPE_Q4_0}, {"q4_1", CND_DTYPE_Q4_1},
-        {"q5_0", CND_DTYPE_Q5_0}, {"q5_1", CND_DTYPE_Q5_1}, {"q2_k", CND_DTYPE_Q2_K},
-        {"q3_k", CND_DTYPE_Q3_K}, {"q4_k", CND_DTYPE_Q4_K}, {"q5_k", CND_DTYPE_Q5_K},
-        {"q6_k", CND_DTYPE_Q6_K},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
-        if (strcasecmp(s, types[i].name) == 0) {
-            *out = types[i].t;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 int cli_model_args_parse(struct cli_model_args *a, int argc, char **argv, int *i)
 {
     const char *f = argv[*i];
@@ -97,7 +76,7 @@ int cli_model_args_parse(struct cli_model_args *a, int argc, char **argv, int *i
         a->random_preset = val;
     } else if (!strcmp(f, "--weight-type")) {
         NEED_VAL;
-        if (parse_dtype(val, &a->weight_type) != 0) {
+        if (dtype_from_name(val, &a->weight_type) != 0) {
             fprintf(stderr, "unknown weight type '%s' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k "
                             "q3_k q4_k q5_k q6_k)\n", val);
             return -1;

@@ -1,6 +1,9 @@
 /* tensor.c: the element-type table (block sizes and bytes per block of every GGML type), so
  * any GGUF can be sized and inspected even where we have no kernels for its types. */
 #include "cinder/tensor.h"
+#include "cinder/status.h"
+
+#include <strings.h>
 
 struct dtype_traits {
     const char *name;
@@ -35,6 +38,17 @@ bool dtype_is_valid(uint32_t type)
 const char *dtype_name(enum cnd_dtype type)
 {
     return dtype_is_valid(type) ? dtype_table[type].name : "invalid";
+}
+
+int dtype_from_name(const char *name, enum cnd_dtype *out)
+{
+    for (uint32_t t = 0; name && t < CND_DTYPE_COUNT; t++) {
+        if (dtype_table[t].name && strcasecmp(name, dtype_table[t].name) == 0) {
+            *out = (enum cnd_dtype)t;
+            return 0;
+        }
+    }
+    return CND_EINVAL;
 }
 
 int64_t dtype_block_size(enum cnd_dtype type)
