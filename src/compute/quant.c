@@ -2,6 +2,7 @@
  * the scalar reference and every SIMD level up to the requested one overlays what it has; each
  * level provides vec_dot and vec_dot_tile together so the two always agree bit for bit. */
 #include "cinder/quant.h"
+#include "quant_internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -9,9 +10,6 @@
 #include <strings.h>
 
 /* Fillers of the implementation files (no internal header: prototypes repeated there). */
-void quant_ref_fill(enum cnd_dtype t, struct quant_kernels *k);
-void quant_avx2_fill(enum cnd_dtype t, struct quant_kernels *k);
-void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni);
 
 static const enum cnd_dtype supported[] = {
     CND_DTYPE_F32,  CND_DTYPE_F16,  CND_DTYPE_BF16, CND_DTYPE_Q8_0, CND_DTYPE_Q4_0,

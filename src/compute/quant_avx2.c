@@ -13,47 +13,18 @@
  * integer dot is converted to float and scaled; blocks are paired (p = s0*f0 + s1*f1, then
  * acc += p) to halve the accumulator dependency chain. */
 #include "cinder/quant.h"
+#include "quant_internal.h"
 #include "cinder/fp16.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
-void quant_avx2_fill(enum cnd_dtype t, struct quant_kernels *k);
-
 #if defined(__x86_64__) || defined(__i386__)
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define KINL static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
-/* one tile kernel -> vec_dot + vec_dot_tile (all 16 shapes instantiated) */
-#define TILE_CASE(kern, R, C)                                                                      \
-    case (R - 1) * 4 + (C - 1): kern(n, w, ws, a, as, out, os, R, C); break;
-#define DEFINE_DOT_TILE(name, kern)                                                                \
-    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
-    {                                                                                              \
-        float o;                                                                                   \
-        kern(n, (const uint8_t *)w, 0, (const uint8_t *)a, 0, &o, 0, 1, 1);                        \
-        return o;                                                                                  \
-    }                                                                                              \
-    TGT static void name##_tile(int64_t n, const void *vw, size_t ws, int nr, const void *va,     \
-                                size_t as, int nc, float *out, size_t os)                         \
-    {                                                                                              \
-        const uint8_t *w = vw, *a = va;                                                            \
-        switch ((nr - 1) * 4 + (nc - 1)) {                                                         \
-            TILE_CASE(kern, 1, 1) TILE_CASE(kern, 1, 2) TILE_CASE(kern, 1, 3)                      \
-            TILE_CASE(kern, 1, 4) TILE_CASE(kern, 2, 1) TILE_CASE(kern, 2, 2)                      \
-            TILE_CASE(kern, 2, 3) TILE_CASE(kern, 2, 4) TILE_CASE(kern, 3, 1)                      \
-            TILE_CASE(kern, 3, 2) TILE_CASE(kern, 3, 3) TILE_CASE(kern, 3, 4)                      \
-            TILE_CASE(kern, 4, 1) TILE_CASE(kern, 4, 2) TILE_CASE(kern, 4, 3)                      \
-            TILE_CASE(kern, 4, 4)                                                                  \
-        default: break;                                                                            \
-        }                                                                                          \
-    }
-
-#define FOR_R for (int r = 0; r < R; r++)
-#define FOR_C for (int c = 0; c < C; c++)
-#define UNROLL _Pragma("GCC unroll 4")
 
 KINL float hsum8(__m256 v)
 {
@@ -160,9 +131,9 @@ static inline float sc_bf16(const uint8_t *p)
 FLOAT_KERNEL(k_f32, 4, load8_f32, sc_f32)
 FLOAT_KERNEL(k_f16, 2, load8_f16, sc_f16)
 FLOAT_KERNEL(k_bf16, 2, load8_bf16, sc_bf16)
-DEFINE_DOT_TILE(f32, k_f32)
-DEFINE_DOT_TILE(f16, k_f16)
-DEFINE_DOT_TILE(bf16, k_bf16)
+QUANT_DEFINE_DOT_TILE(TGT, f32, k_f32)
+QUANT_DEFINE_DOT_TILE(TGT, f16, k_f16)
+QUANT_DEFINE_DOT_TILE(TGT, bf16, k_bf16)
 
 /* ------------------------------------------------------------------------------------------ */
 /* 32-element blocks against Q8_0 / Q8_1.
@@ -274,10 +245,10 @@ LEGACY_KERNEL(k_q4_0, wq_q4_0, 18, 8)
 LEGACY_KERNEL(k_q5_0, wq_q5_0, 22, 16)
 LEGACY_KERNEL(k_q4_1, wq_q4_1, 20, 0)
 LEGACY_KERNEL(k_q5_1, wq_q5_1, 24, 0)
-DEFINE_DOT_TILE(q4_0, k_q4_0)
-DEFINE_DOT_TILE(q5_0, k_q5_0)
-DEFINE_DOT_TILE(q4_1, k_q4_1)
-DEFINE_DOT_TILE(q5_1, k_q5_1)
+QUANT_DEFINE_DOT_TILE(TGT, q4_0, k_q4_0)
+QUANT_DEFINE_DOT_TILE(TGT, q5_0, k_q5_0)
+QUANT_DEFINE_DOT_TILE(TGT, q4_1, k_q4_1)
+QUANT_DEFINE_DOT_TILE(TGT, q5_1, k_q5_1)
 
 /* Q8_0 x Q8_0: sign-extend to 16 bits, madd (exact for all int8 values) */
 KINL void k_q8_0(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *out,
@@ -333,7 +304,7 @@ KINL void k_q8_0(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
     }
     UNROLL FOR_R UNROLL FOR_C out[r * os + c] = hsum8(acc[r][c]);
 }
-DEFINE_DOT_TILE(q8_0, k_q8_0)
+QUANT_DEFINE_DOT_TILE(TGT, q8_0, k_q8_0)
 
 /* ------------------------------------------------------------------------------------------ */
 /* K-quants against Q8_K {f32 d; i8 qs[256]; i16 bsums[16]} */
@@ -438,8 +409,8 @@ KINL void k4_scales(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8])
 
 K45_KERNEL(k_q4_k, 0, 144)
 K45_KERNEL(k_q5_k, 1, 176)
-DEFINE_DOT_TILE(q4_k, k_q4_k)
-DEFINE_DOT_TILE(q5_k, k_q5_k)
+QUANT_DEFINE_DOT_TILE(TGT, q4_k, k_q4_k)
+QUANT_DEFINE_DOT_TILE(TGT, q5_k, k_q5_k)
 
 /* Q6_K: q (0..63) unsigned via maddubs, x signed 8-bit scales, minus 32 * sum(sc * bsums) */
 KINL void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *out,
@@ -513,7 +484,7 @@ KINL void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
     }
     UNROLL FOR_R UNROLL FOR_C out[r * os + c] = hsum8(acc[r][c]);
 }
-DEFINE_DOT_TILE(q6_k, k_q6_k)
+QUANT_DEFINE_DOT_TILE(TGT, q6_k, k_q6_k)
 
 /* ------------------------------------------------------------------------------------------ */
 /* activation quantization (bit-identical with quant_ref.c) */

@@ -9,13 +9,12 @@
  * via vpdpbusd) is subtracted per column; K-quants use maddubs (unsigned 0..63 operands, no
  * saturation) then vpdpwssd with the sub-block scales. */
 #include "cinder/quant.h"
+#include "quant_internal.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni);
 
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -29,33 +28,6 @@ void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni);
     static inline __attribute__((always_inline,                                                    \
                                  target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
 
-#define TILE_CASE(kern, R, C)                                                                      \
-    case (R - 1) * 4 + (C - 1): kern(n, w, ws, a, as, out, os, R, C); break;
-#define DEFINE_DOT_TILE(TGT, name, kern)                                                           \
-    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
-    {                                                                                              \
-        float o;                                                                                   \
-        kern(n, (const uint8_t *)w, 0, (const uint8_t *)a, 0, &o, 0, 1, 1);                        \
-        return o;                                                                                  \
-    }                                                                                              \
-    TGT static void name##_tile(int64_t n, const void *vw, size_t ws, int nr, const void *va,     \
-                                size_t as, int nc, float *out, size_t os)                         \
-    {                                                                                              \
-        const uint8_t *w = vw, *a = va;                                                            \
-        switch ((nr - 1) * 4 + (nc - 1)) {                                                         \
-            TILE_CASE(kern, 1, 1) TILE_CASE(kern, 1, 2) TILE_CASE(kern, 1, 3)                      \
-            TILE_CASE(kern, 1, 4) TILE_CASE(kern, 2, 1) TILE_CASE(kern, 2, 2)                      \
-            TILE_CASE(kern, 2, 3) TILE_CASE(kern, 2, 4) TILE_CASE(kern, 3, 1)                      \
-            TILE_CASE(kern, 3, 2) TILE_CASE(kern, 3, 3) TILE_CASE(kern, 3, 4)                      \
-            TILE_CASE(kern, 4, 1) TILE_CASE(kern, 4, 2) TILE_CASE(kern, 4, 3)                      \
-            TILE_CASE(kern, 4, 4)                                                                  \
-        default: break;                                                                            \
-        }                                                                                          \
-    }
-
-#define FOR_R for (int r = 0; r < R; r++)
-#define FOR_C for (int c = 0; c < C; c++)
-#define UNROLL _Pragma("GCC unroll 4")
 
 /* fixed-order horizontal sum of 16 lanes */
 KINL_F float hsum16(__m512 v)
@@ -122,8 +94,8 @@ KINL_F __m512 ld16_bf16(const uint8_t *p, __mmask16 m)
 
 FLOAT_KERNEL(k_f32, 4, ld16_f32)
 FLOAT_KERNEL(k_bf16, 2, ld16_bf16)
-DEFINE_DOT_TILE(TGT_F, f32, k_f32)
-DEFINE_DOT_TILE(TGT_F, bf16, k_bf16)
+QUANT_DEFINE_DOT_TILE(TGT_F, f32, k_f32)
+QUANT_DEFINE_DOT_TILE(TGT_F, bf16, k_bf16)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Prepared-activation kernels (F16, Q4_0, Q8_0). The activation columns of a call are first

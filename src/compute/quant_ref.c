@@ -17,6 +17,7 @@
  *   Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}
  *   Q8_K {f32 d; i8 qs[256]; i16 bsums[16]} */
 #include "cinder/quant.h"
+#include "quant_internal.h"
 #include "cinder/fp16.h"
 #include "cinder/status.h"
 
@@ -24,7 +25,6 @@
 #include <string.h>
 
 /* Shared with quant.c (no internal header: the prototype is repeated there). */
-void quant_ref_fill(enum cnd_dtype t, struct quant_kernels *k);
 
 #define QK 32
 #define QKK 256
