@@ -210,6 +210,27 @@ static bool outbox_has_news(const struct request_outbox *o)
     return false;
 }
 
+/* Move one stream's pending text and logprobs (the request's, or one choice's) to the reader
+ * by swapping buffers: the reader formats outside the lock and the engine appends to the
+ * emptied old buffers, so no bytes are copied under the lock. */
+static void outbox_swap_stream(struct buf *o_text, struct request_logprob **o_lp, int32_t *o_n,
+                               int32_t *o_cap, struct buf *t_text, struct request_logprob **t_lp,
+                               int32_t *t_n, int32_t *t_cap)
+{
+    struct buf t = *t_text;
+    buf_reset(&t);
+    *t_text = *o_text;
+    *o_text = t;
+    struct request_logprob *lp = *t_lp;
+    int32_t cap = *t_cap;
+    *t_lp = *o_lp;
+    *t_n = *o_n;
+    *t_cap = *o_cap;
+    *o_lp = lp;
+    *o_n = 0;
+    *o_cap = cap;
+}
+
 bool request_outbox_take(struct request *req, struct request_outbox *taken, int timeout_ms)
 {
     struct timespec deadline;
@@ -231,19 +252,8 @@ bool request_outbox_take(struct request *req, struct request_outbox *taken, int 
             break;
     }
     bool news = outbox_has_news(o);
-    /* swap the buffers: the reader formats outside the lock, the engine appends to an empty one */
-    struct buf t = taken->text;
-    buf_reset(&t);
-    taken->text = o->text;
-    o->text = t;
-    struct request_logprob *lps = taken->logprobs;
-    int32_t cap = taken->cap_logprobs;
-    taken->logprobs = o->logprobs;
-    taken->n_logprobs = o->n_logprobs;
-    taken->cap_logprobs = o->cap_logprobs;
-    o->logprobs = lps;
-    o->n_logprobs = 0;
-    o->cap_logprobs = cap;
+    outbox_swap_stream(&o->text, &o->logprobs, &o->n_logprobs, &o->cap_logprobs, &taken->text,
+                       &taken->logprobs, &taken->n_logprobs, &taken->cap_logprobs);
     taken->finished = o->finished;
     taken->finish_status = o->finish_status;
     taken->error_status = o->error_status;
@@ -260,18 +270,8 @@ bool request_outbox_take(struct request *req, struct request_outbox *taken, int 
     }
     for (int32_t i = 0; i < o->n_choices && i < taken->n_choices; i++) {
         struct request_choice *oc = &o->choices[i], *tc = &taken->choices[i];
-        struct buf ct = tc->text;
-        buf_reset(&ct);
-        tc->text = oc->text;
-        oc->text = ct;
-        struct request_logprob *clp = tc->logprobs;
-        int32_t ccap = tc->cap_logprobs;
-        tc->logprobs = oc->logprobs;
-        tc->n_logprobs = oc->n_logprobs;
-        tc->cap_logprobs = oc->cap_logprobs;
-        oc->logprobs = clp;
-        oc->n_logprobs = 0;
-        oc->cap_logprobs = ccap;
+        outbox_swap_stream(&oc->text, &oc->logprobs, &oc->n_logprobs, &oc->cap_logprobs,
+                           &tc->text, &tc->logprobs, &tc->n_logprobs, &tc->cap_logprobs);
         tc->finished = oc->finished;
         tc->finish_status = oc->finish_status;
         tc->n_completion_tokens = oc->n_completion_tokens;

@@ -213,6 +213,32 @@ static const char *http_choice_finish_reason(const struct request_choice *c)
 
 /* ---- non-streamed ---- */
 
+/* Between two outbox takes of a non-streamed request: on shutdown answer 503, and when the
+ * client has left cancel. Tokens keep coming while a client that left waits for nothing, so
+ * the socket is looked at on every timeout and at least every HTTP_PEER_CHECK_MS while
+ * generating. True (with *rc, the handler's result) when the wait must end. */
+static bool http_wait_should_end(struct http_conn *hc, bool got, int64_t *t_peer_check_us,
+                                 int *rc)
+{
+    if (atomic_load(&hc->srv->stopping)) {
+        struct openai_error e;
+        http_cancel_own(hc, "server stopping");
+        openai_error_set(&e, 503, NULL, "the server is shutting down");
+        *rc = http_send_error(hc, &e);
+        return true;
+    }
+    int64_t now = now_us();
+    if (got && now - *t_peer_check_us < HTTP_PEER_CHECK_MS * 1000)
+        return false;
+    *t_peer_check_us = now;
+    if (http_peer_closed(hc)) {
+        http_cancel_own(hc, "client went away");
+        *rc = MHD_NO;
+        return true;
+    }
+    return false;
+}
+
 /* n > 1: every choice's text and logprobs, then one body with choices[0..n). */
 static int http_wait_full_n(struct http_conn *hc, struct http_fmt *fmt)
 {
@@ -242,21 +268,8 @@ static int http_wait_full_n(struct http_conn *hc, struct http_fmt *fmt)
         }
         if (taken.finished)
             break;
-        if (atomic_load(&s->stopping)) {
-            http_cancel_own(hc, "server stopping");
-            openai_error_set(&e, 503, NULL, "the server is shutting down");
-            rc = http_send_error(hc, &e);
+        if (http_wait_should_end(hc, got, &t_peer_check_us, &rc))
             goto out;
-        }
-        int64_t now = now_us();
-        if (got && now - t_peer_check_us < HTTP_PEER_CHECK_MS * 1000)
-            continue;
-        t_peer_check_us = now;
-        if (http_peer_closed(hc)) {
-            http_cancel_own(hc, "client went away");
-            rc = MHD_NO;
-            goto out;
-        }
     }
     if (!http_finish_reason(&taken, &e)) {
         rc = http_send_error(hc, &e);
@@ -320,23 +333,8 @@ static int http_wait_full(struct http_conn *hc, struct http_fmt *fmt)
         http_take_logprobs(&taken, &acc, &n_acc, &cap_acc);
         if (taken.finished)
             break;
-        if (atomic_load(&s->stopping)) {
-            http_cancel_own(hc, "server stopping");
-            openai_error_set(&e, 503, NULL, "the server is shutting down");
-            rc = http_send_error(hc, &e);
+        if (http_wait_should_end(hc, got, &t_peer_check_us, &rc))
             goto out;
-        }
-        /* tokens keep coming while a client that left waits for nothing: look at the socket
-         * on every timeout and at least every HTTP_PEER_CHECK_MS while generating */
-        int64_t now = now_us();
-        if (got && now - t_peer_check_us < HTTP_PEER_CHECK_MS * 1000)
-            continue;
-        t_peer_check_us = now;
-        if (http_peer_closed(hc)) {
-            http_cancel_own(hc, "client went away");
-            rc = MHD_NO;
-            goto out;
-        }
     }
     const char *finish = http_finish_reason(&taken, &e);
     if (!finish) {
