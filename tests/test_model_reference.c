@@ -94,6 +94,8 @@ static int runner_open(struct runner *r, const char *path)
     }
     struct backend_cpu_params bp = {.n_threads = 2};
     r->be = backend_cpu_create(&bp, err);
+    if (r->be->ops->load_model(r->be, r->m, err) != 0)
+        return -1;
     struct kv_cache_params kp = {r->m->hp.n_layer, 128, 16, r->m->hp.n_head_kv, r->m->hp.head_dim,
                                  CND_DTYPE_F16};
     /* a scrambled block table: attention must follow it, not assume contiguous blocks */

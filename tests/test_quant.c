@@ -12,11 +12,15 @@
  *    integer parts are exact, so only float reassociation of block sums can differ;
  *  - activation quantization at every level bit-identical to the reference;
  *  - vec_dot_tile bit-identical to vec_dot for every type and every tile shape;
- *  - gemm (where present) bit-identical to vec_dot for every block shape and position. */
+ *  - gemm (where present) bit-identical to vec_dot for every block shape and position;
+ *  - the x16 (16-row interleaved) kernels: against the scalar oracle with the same bound, every
+ *    column computed alone bit-identical to the same column in a batch of 11, row groups
+ *    computed separately identical to one call, partial last groups. */
 #include "test.h"
 #include "cinder/fp16.h"
 #include "cinder/gguf.h"
 #include "cinder/quant.h"
+#include "cinder/quant_x16.h"
 
 #include <stdlib.h>
 
@@ -669,6 +673,77 @@ static void test_gemm(void)
     }
 }
 
+static void test_x16(void)
+{
+    enum { NR = 37, NC = 11 }; /* 3 groups, the last one partial; columns: a tile of 8 + 3 */
+    static const enum cnd_dtype types[] = {CND_DTYPE_Q4_0, CND_DTYPE_Q8_0, CND_DTYPE_Q4_K,
+                                           CND_DTYPE_Q6_K};
+    if (!quant_x16_supported(CND_DTYPE_Q4_0)) {
+        printf("  (x16 kernels need AVX-512 VNNI: not tested on this CPU)\n");
+        return;
+    }
+    for (size_t ti = 0; ti < ARRAY_SIZE(types); ti++) {
+        const enum cnd_dtype t = types[ti], at = quant_vec_dot_type(t);
+        const struct quant_kernels *k = quant_get_kernels(t, quant_simd_detect());
+        const int64_t bs = dtype_block_size(t);
+        const int64_t sizes[] = {bs == 256 ? 256 : 32 * 3, bs == 256 ? 768 : 32 * 13};
+        int bad_ref = 0, bad_col = 0, bad_grp = 0;
+        double worst = 0;
+        for (size_t si = 0; si < ARRAY_SIZE(sizes); si++) {
+            const int64_t n = sizes[si];
+            const size_t ws = dtype_row_size(t, n), as = dtype_row_size(at, n);
+            uint8_t *w = malloc(ws * NR), *a = malloc(as * NC);
+            float *x = malloc(sizeof(float) * (size_t)n);
+            for (int r = 0; r < NR; r++)
+                gen_weights(t, w + r * ws, n, r % 3);
+            for (int c = 0; c < NC; c++) {
+                if (c == NC - 1) {
+                    gen_act_raw(at, a + c * as, n);
+                    continue;
+                }
+                gen_act_floats(x, n, c % 3, at);
+                k->quantize_act(x, a + c * as, n);
+            }
+            const size_t pb = quant_x16_size(t, n, NR), aw = quant_x16_aux_words(t, n);
+            CHECK(pb == (size_t)((NR + 15) / 16 * 16) * ws + (t == CND_DTYPE_Q4_K ? 4u * (size_t)(n / 256) * 48 : 0));
+            uint8_t *packed = malloc(pb);
+            int32_t *aux = malloc(sizeof(int32_t) * aw * NC);
+            quant_x16_pack(t, n, NR, w, ws, 0, (NR + 15) / 16, packed);
+            quant_x16_prepare(t, n, a, as, 0, NC, aux);
+            float all[NC][NR + 3], one[NR], grp[NC][NR];
+            quant_x16_gemm(t, n, NR, packed, 0, (NR + 15) / 16, a, as, aux, NC, &all[0][0], NR + 3);
+            for (int r = 0; r < NR; r++)
+                for (int c = 0; c < NC; c++) {
+                    const double ref = quant_vec_dot_ref(t, n, w + r * ws, a + c * as);
+                    const double tol = 2e-5 * term_magnitude(t, w + r * ws, a + c * as, n) + 1e-30;
+                    const double e = fabs((double)all[c][r] - ref);
+                    if (!(e <= tol))
+                        bad_ref++;
+                    if (tol > 1e-30 && e / tol > worst)
+                        worst = e / tol;
+                }
+            for (int c = 0; c < NC; c++) { /* one column alone, from its own aux and act row */
+                quant_x16_gemm(t, n, NR, packed, 0, (NR + 15) / 16, a + c * as, as, aux + c * aw,
+                               1, one, NR);
+                bad_col += memcmp(one, all[c], sizeof(float) * NR) != 0;
+            }
+            for (int g = 0; g < (NR + 15) / 16; g++) /* group by group */
+                quant_x16_gemm(t, n, NR, packed, g, g + 1, a, as, aux, NC, &grp[0][0], NR);
+            for (int c = 0; c < NC; c++)
+                bad_grp += memcmp(grp[c], all[c], sizeof(float) * NR) != 0;
+            free(packed);
+            free(aux);
+            free(w);
+            free(a);
+            free(x);
+        }
+        printf("  x16 %-5s worst |err| / bound %.3f\n", dtype_name(t), worst);
+        CHECK_MSG(bad_ref == 0, "x16 %s: %d outputs off the oracle", dtype_name(t), bad_ref);
+        CHECK_MSG(bad_col == 0, "x16 %s: %d columns differ alone vs batched", dtype_name(t), bad_col);
+        CHECK_MSG(bad_grp == 0, "x16 %s: %d columns differ group by group", dtype_name(t), bad_grp);
+    }
+}
+
 int main(void)
 {
     RUN(test_tables);
@@ -679,5 +754,6 @@ int main(void)
     RUN(test_act_quant_levels);
     RUN(test_simd_levels);
     RUN(test_gemm);
+    RUN(test_x16);
     return test_summary();
 }

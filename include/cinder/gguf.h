@@ -52,6 +52,9 @@ void gguf_close(struct gguf_file *g);
 
 uint32_t gguf_version(const struct gguf_file *g);
 const char *gguf_path(const struct gguf_file *g);
+/* true when the data is an mmap of a file (pages can be dropped and re-read), false when it
+ * wraps caller memory */
+bool gguf_is_mapped(const struct gguf_file *g);
 uint64_t gguf_file_size(const struct gguf_file *g);
 uint32_t gguf_alignment(const struct gguf_file *g);
 uint64_t gguf_data_offset(const struct gguf_file *g); /* absolute file offset of tensor data */

@@ -12,7 +12,9 @@
 #include "cinder/fp16.h"
 #include "cinder/log.h"
 #include "cinder/model.h"
+#include "cinder/gguf.h"
 #include "cinder/quant.h"
+#include "cinder/quant_x16.h"
 #include "cinder/status.h"
 #include "cinder/threadpool.h"
 #include "cinder/xalloc.h"
@@ -29,15 +31,29 @@
 /* Below this many multiply-adds an op runs on one thread: the hand-off costs more. */
 #define CPU_MIN_WORK_PER_THREAD 32768
 
+/* A weight matrix repacked into the x16 layout (quant_x16.h): t has the host tensor's shape
+ * and dtype with data pointing at the packed copy. */
+struct cpu_packed {
+    const struct tensor *host;
+    struct tensor t;
+};
+
 struct backend_cpu {
     struct backend base;
     struct threadpool *pool;
     int n_threads;
     int n_active;
     enum quant_simd simd;
-    /* activation quantization scratch */
+    /* activation quantization scratch (+ the x16 kernels' per-column side data) */
     uint8_t *act;
     size_t act_cap;
+    int32_t *aux;
+    size_t aux_cap;
+    /* repacked weights, and an open-addressing map host tensor -> index (-1 empty) */
+    struct cpu_packed *packed;
+    int n_packed;
+    int *packed_map;
+    int packed_map_size;
     /* KV cache */
     struct kv_cache_params kv;
     uint8_t *kv_mem;
@@ -106,16 +122,129 @@ static int cpu_sync(struct backend *be)
     return 0;
 }
 
+/* ---- weights ---- */
+
+static void cpu_packed_free(struct backend_cpu *c)
+{
+    for (int i = 0; i < c->n_packed; i++)
+        free(c->packed[i].t.data);
+    free(c->packed);
+    free(c->packed_map);
+    c->packed = NULL;
+    c->packed_map = NULL;
+    c->n_packed = c->packed_map_size = 0;
+}
+
+static unsigned packed_hash(const struct tensor *t, int size)
+{
+    return (unsigned)(((uintptr_t)t >> 3) * 0x9E3779B97F4A7C15ull >> 40) & (unsigned)(size - 1);
+}
+
+struct pack_task {
+    const struct tensor *w;
+    void *dst;
+};
+
+static void pack_chunk(void *p, int64_t chunk, int i_thread)
+{
+    struct pack_task *t = p;
+    CND_UNUSED(i_thread);
+    quant_x16_pack(t->w->dtype, t->w->ne[0], t->w->ne[1], t->w->data, t->w->nb[1], chunk,
+                   chunk + 1, t->dst);
+}
+
+/* Give the pages of a file-mapped tensor back (they are re-read from the file if touched
+ * again), so resident memory holds the packed copy, not both. */
+static void drop_mapped_pages(const void *data, size_t bytes)
+{
+    const uintptr_t page = 4096, lo = ((uintptr_t)data + page - 1) & ~(page - 1),
+                    hi = ((uintptr_t)data + bytes) & ~(page - 1);
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Repack the matrices the x16 kernels handle (AVX-512 VNNI CPUs; CINDER_SIMD below that or
+ * CINDER_REPACK=0 keeps the plain layout). The token embedding stays as it is (rows are looked
+ * up, not multiplied), and so does a tied output matrix. */
 static int cpu_load_model(struct backend *be, const struct model *m, char *err)
 {
-    CND_UNUSED(be), CND_UNUSED(m), CND_UNUSED(err);
+    struct backend_cpu *c = cpu(be);
+    CND_UNUSED(err);
+    cpu_packed_free(c);
+    const char *env = getenv("CINDER_REPACK");
+    if (c->simd < QUANT_SIMD_AVX512_VNNI || (env && strcmp(env, "0") == 0))
+        return 0;
+    const int per_layer = 7, n_max = m->hp.n_layer * per_layer + 1;
+    c->packed = xcalloc((size_t)n_max, sizeof(*c->packed));
+    const bool mapped = m->gguf && gguf_is_mapped(m->gguf);
+    size_t total = 0;
+    for (int i = 0; i < n_max; i++) {
+        const struct tensor *w;
+        if (i == n_max - 1)
+            w = m->output.data != m->tok_embd.data ? &m->output : NULL;
+        else {
+            const struct model_layer *L = &m->layers[i / per_layer];
+            const struct tensor *lw[] = {&L->wq,       &L->wk,     &L->wv,      &L->wo,
+                                         &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+            w = lw[i % per_layer];
+        }
+        if (!w || !w->data || !quant_x16_supported(w->dtype) || w->n_dims > 2 ||
+            w->ne[0] % dtype_block_size(w->dtype) != 0)
+            continue;
+        const size_t bytes = quant_x16_size(w->dtype, w->ne[0], w->ne[1]);
+        void *dst = NULL;
+        const size_t align = bytes >= (2u << 20) ? (2u << 20) : 64;
+        if (posix_memalign(&dst, align, bytes) != 0) {
+            log_warn("cpu: out of memory repacking weights; using the plain layout");
+            break;
+        }
+        if (align > 64)
+            madvise(dst, bytes, MADV_HUGEPAGE);
+        struct pack_task t = {w, dst};
+        threadpool_run_chunks(c->pool, c->n_threads, (w->ne[1] + 15) / 16, pack_chunk, &t);
+        if (mapped)
+            drop_mapped_pages(w->data, (size_t)w->ne[1] * w->nb[1]);
+        struct cpu_packed *pk = &c->packed[c->n_packed++];
+        pk->host = w;
+        pk->t = *w;
+        pk->t.data = dst;
+        total += bytes;
+    }
+    int size = 16;
+    while (size < 2 * c->n_packed)
+        size *= 2;
+    c->packed_map_size = size;
+    c->packed_map = xmalloc((size_t)size * sizeof(int));
+    for (int i = 0; i < size; i++)
+        c->packed_map[i] = -1;
+    for (int i = 0; i < c->n_packed; i++) {
+        unsigned h = packed_hash(c->packed[i].host, size);
+        while (c->packed_map[h] >= 0)
+            h = (h + 1) & (unsigned)(size - 1);
+        c->packed_map[h] = i;
+    }
+    if (c->n_packed)
+        log_info("cpu: %d weight matrices repacked for the AVX-512 VNNI kernels (%.1f MiB)",
+                 c->n_packed, (double)total / (1024.0 * 1024.0));
     return 0;
 }
 
 static const struct tensor *cpu_weight(struct backend *be, const struct tensor *host)
 {
-    CND_UNUSED(be);
+    struct backend_cpu *c = cpu(be);
+    if (c->n_packed) {
+        unsigned h = packed_hash(host, c->packed_map_size);
+        for (int i; (i = c->packed_map[h]) >= 0; h = (h + 1) & (unsigned)(c->packed_map_size - 1))
+            if (c->packed[i].host == host)
+                return &c->packed[i].t;
+    }
     return host;
+}
+
+static bool cpu_is_packed(const struct backend_cpu *c, const struct tensor *w)
+{
+    return c->n_packed && (const void *)w >= (const void *)c->packed &&
+           (const void *)w < (const void *)(c->packed + c->n_packed);
 }
 
 /* The pool is mapped anonymously rather than malloc'd and cleared: the kernel hands out zeroed
@@ -476,6 +605,7 @@ struct matmul_task {
     size_t act_row;
     const float *bias;
     int64_t chunk_rows;
+    bool x16; /* w is repacked (quant_x16.h) */
 };
 
 /* rows [r0, r1) of the output for every column */
@@ -514,14 +644,36 @@ static void matmul_rows(struct matmul_task *t, int64_t r0, int64_t r1)
 
 #define MM_QUANT_ROWS 8 /* activation rows per quantization chunk */
 
+static void matmul_quantize_rows(struct matmul_task *t, int64_t lo, int64_t hi)
+{
+    const int64_t n_in = t->w->ne[0];
+    for (int64_t i = lo; i < hi; i++)
+        t->k->quantize_act(t->x + i * n_in, t->c->act + (size_t)i * t->act_row, n_in);
+    if (t->x16)
+        quant_x16_prepare(t->w->dtype, n_in, t->c->act, t->act_row, lo, hi, t->c->aux);
+}
+
 static void matmul_quantize_chunk(void *p, int64_t chunk, int i_thread)
 {
     struct matmul_task *t = p;
     CND_UNUSED(i_thread);
-    const int64_t n_in = t->w->ne[0];
-    const int64_t lo = chunk * MM_QUANT_ROWS, hi = CND_MIN((int64_t)t->n, lo + MM_QUANT_ROWS);
-    for (int64_t i = lo; i < hi; i++)
-        t->k->quantize_act(t->x + i * n_in, t->c->act + (size_t)i * t->act_row, n_in);
+    const int64_t lo = chunk * MM_QUANT_ROWS;
+    matmul_quantize_rows(t, lo, CND_MIN((int64_t)t->n, lo + MM_QUANT_ROWS));
+}
+
+/* x16 layout: chunk_rows is a multiple of 16 (whole row groups) */
+static void matmul_x16_chunk(void *p, int64_t chunk, int i_thread)
+{
+    struct matmul_task *t = p;
+    CND_UNUSED(i_thread);
+    const int64_t n_out = t->w->ne[1], r0 = chunk * t->chunk_rows,
+                  r1 = CND_MIN(n_out, r0 + t->chunk_rows);
+    quant_x16_gemm(t->w->dtype, t->w->ne[0], n_out, t->w->data, r0 / 16, (r1 + 15) / 16,
+                   t->c->act, t->act_row, t->c->aux, t->n, t->out, (size_t)n_out);
+    if (t->bias)
+        for (int32_t col = 0; col < t->n; col++)
+            for (int64_t i = r0; i < r1; i++)
+                t->out[(size_t)col * (size_t)n_out + (size_t)i] += t->bias[i];
 }
 
 static void matmul_chunk(void *p, int64_t chunk, int i_thread)
@@ -554,14 +706,30 @@ static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, c
     const int nt = cpu_threads_for(c, work);
     struct matmul_task t = {
         .c = c, .k = k, .w = w, .x = x, .n = n, .out = out, .act_row = act_row,
-        .bias = bias ? bias->data : NULL,
+        .bias = bias ? bias->data : NULL, .x16 = cpu_is_packed(c, w),
     };
+    if (t.x16) {
+        const size_t aux_need = quant_x16_aux_words(w->dtype, n_in) * (size_t)n;
+        if (aux_need > c->aux_cap) {
+            free(c->aux);
+            c->aux = xmalloc(aux_need * sizeof(int32_t));
+            c->aux_cap = aux_need;
+        }
+    }
     if (nt > 1 && n > MM_QUANT_ROWS)
         threadpool_run_chunks(c->pool, nt, (n + MM_QUANT_ROWS - 1) / MM_QUANT_ROWS,
                               matmul_quantize_chunk, &t);
     else
-        for (int32_t i = 0; i < n; i++)
-            k->quantize_act(x + (size_t)i * n_in, c->act + (size_t)i * act_row, n_in);
+        matmul_quantize_rows(&t, 0, n);
+    if (t.x16) {
+        /* whole 16-row groups, about 8 chunks per thread */
+        const int64_t ng = (n_out + 15) / 16;
+        int64_t cg = (ng + 8 * nt - 1) / (8 * nt);
+        t.chunk_rows = 16 * (cg < 1 ? 1 : cg);
+        threadpool_run_chunks(c->pool, nt, (n_out + t.chunk_rows - 1) / t.chunk_rows,
+                              matmul_x16_chunk, &t);
+        return;
+    }
     /* chunks: multiples of 16 rows, about 8 per thread */
     int64_t chunk = (n_out + 8 * nt - 1) / (8 * nt);
     chunk = (chunk + 15) & ~(int64_t)15;
@@ -880,6 +1048,8 @@ static void cpu_destroy(struct backend *be)
     struct backend_cpu *c = cpu(be);
     threadpool_destroy(c->pool);
     free(c->act);
+    free(c->aux);
+    cpu_packed_free(c);
     cpu_kv_unmap(c);
     free(c->scores);
     free(c);

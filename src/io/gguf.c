@@ -509,6 +509,11 @@ const char *gguf_path(const struct gguf_file *g)
     return g->mf.path;
 }
 
+bool gguf_is_mapped(const struct gguf_file *g)
+{
+    return g->mf.mapped;
+}
+
 uint64_t gguf_file_size(const struct gguf_file *g)
 {
     return g->mf.size;

@@ -1,0 +1,458 @@
+/* quant_x16.c: the 16-row interleaved weight layout (packing, activation side data) and its
+ * AVX-512 VNNI matrix kernels; see quant_x16.h for the arithmetic contract.
+ *
+ * Layout of one group (16 rows) and one block, row r always in dword lane r of a vector:
+ *   Q4_0 (288 B)  nib[4][64] | d[16] f16. Nibble vector v: byte b of lane r holds the quant of
+ *                 element 8v+b in its low and of element 8v+4+b in its high nibble.
+ *   Q8_0 (544 B)  q[8][64] | d[16] f16. Vector k: byte b of lane r = quant(4k+b) + 128.
+ *   Q4_K (2368 B) d[16] f16 | dmin[16] f16 | sc[8][16] u8 | mins[4][16][2] u8 (sub-block
+ *                 pairs 2t, 2t+1 side by side per row) | nib[32][64] (as Q4_0).
+ *   Q6_K (3360 B) d[16] f16 | sc[16][16] s8 | nib[32][64] (low 4 bits, as Q4_0) | hi[16][64]:
+ *                 vector s, byte b of lane r: bits 0-1, 2-3, 4-5, 6-7 = top two bits of
+ *                 elements 16s+b, 16s+4+b, 16s+8+b, 16s+12+b.
+ * Weights enter vpdpbusd unsigned (0..15, 0..63, q+128); the activation side of the offset
+ * (8, 32 or 128 times the activation sum of the block or sub-block) is the accumulator's start
+ * value, prepared per column with the block's scale as a float. */
+#include "cinder/quant_x16.h"
+#include "cinder/fp16.h"
+#include "cinder/quant.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* bytes per group and block */
+static size_t group_block_bytes(enum cnd_dtype t)
+{
+    switch (t) {
+    case CND_DTYPE_Q4_0: return 288;
+    case CND_DTYPE_Q8_0: return 544;
+    case CND_DTYPE_Q4_K: return 2368;
+    case CND_DTYPE_Q6_K: return 3360;
+    default: return 0;
+    }
+}
+
+bool quant_x16_supported(enum cnd_dtype t)
+{
+    return group_block_bytes(t) != 0 && quant_simd_detect() >= QUANT_SIMD_AVX512_VNNI;
+}
+
+size_t quant_x16_size(enum cnd_dtype t, int64_t n_in, int64_t n_rows)
+{
+    const int64_t nb = n_in / dtype_block_size(t), ng = (n_rows + 15) / 16;
+    return (size_t)(nb * ng) * group_block_bytes(t);
+}
+
+/* ---- packing (scalar: runs once at load time) ---- */
+
+static uint16_t rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* llama.cpp's Q4_K 6-bit scale/min unpacking (a fact of the format) */
+static void q4k_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+/* nibble vector v, lane r: element 8v+b low, 8v+4+b high */
+static void put_nibbles(uint8_t *nib, int r, const uint8_t *q /* n quants 0..15 */, int n)
+{
+    for (int v = 0; v < n / 8; v++)
+        for (int b = 0; b < 4; b++)
+            nib[64 * v + 4 * r + b] = (uint8_t)((q[8 * v + b] & 0xF) | ((q[8 * v + 4 + b] & 0xF) << 4));
+}
+
+static void pack_block(enum cnd_dtype t, const uint8_t *blk /* NULL: zero row */, int r, uint8_t *g)
+{
+    uint8_t q[256];
+    switch (t) {
+    case CND_DTYPE_Q4_0: {
+        const uint16_t d = blk ? rd16(blk) : 0;
+        for (int i = 0; i < 16; i++) {
+            q[i] = blk ? blk[2 + i] & 0xF : 0;
+            q[i + 16] = blk ? blk[2 + i] >> 4 : 0;
+        }
+        put_nibbles(g, r, q, 32);
+        memcpy(g + 256 + 2 * r, &d, 2);
+        break;
+    }
+    case CND_DTYPE_Q8_0: {
+        const uint16_t d = blk ? rd16(blk) : 0;
+        for (int i = 0; i < 32; i++)
+            g[64 * (i / 4) + 4 * r + i % 4] = (uint8_t)((blk ? (int8_t)blk[2 + i] : 0) + 128);
+        memcpy(g + 512 + 2 * r, &d, 2);
+        break;
+    }
+    case CND_DTYPE_Q4_K: {
+        const uint16_t d = blk ? rd16(blk) : 0, dm = blk ? rd16(blk + 2) : 0;
+        memcpy(g + 2 * r, &d, 2);
+        memcpy(g + 32 + 2 * r, &dm, 2);
+        for (int s = 0; s < 8; s++) {
+            uint8_t sc = 0, m = 0;
+            if (blk)
+                q4k_scale_min(s, blk + 4, &sc, &m);
+            g[64 + 16 * s + r] = sc;
+            g[192 + 32 * (s / 2) + 2 * r + (s & 1)] = m;
+        }
+        for (int j = 0; j < 4; j++)
+            for (int i = 0; i < 32; i++) {
+                const uint8_t b = blk ? blk[16 + 32 * j + i] : 0;
+                q[64 * j + i] = b & 0xF;
+                q[64 * j + 32 + i] = b >> 4;
+            }
+        put_nibbles(g + 320, r, q, 256);
+        break;
+    }
+    case CND_DTYPE_Q6_K: {
+        const uint16_t d = blk ? rd16(blk + 208) : 0;
+        memcpy(g + 2 * r, &d, 2);
+        for (int s = 0; s < 16; s++)
+            g[32 + 16 * s + r] = blk ? blk[192 + s] : 0;
+        for (int h = 0; h < 2; h++)
+            for (int l = 0; l < 32; l++) {
+                const uint8_t *ql = blk ? blk + 64 * h : NULL, *qh = blk ? blk + 128 + 32 * h : NULL;
+                const int e = 128 * h + l;
+                q[e] = ql ? (uint8_t)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) : 32;
+                q[e + 32] = ql ? (uint8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) : 32;
+                q[e + 64] = ql ? (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) : 32;
+                q[e + 96] = ql ? (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) : 32;
+            }
+        put_nibbles(g + 288, r, q, 256);
+        for (int s = 0; s < 16; s++)
+            for (int b = 0; b < 4; b++) {
+                const int e = 16 * s + b;
+                g[2336 + 64 * s + 4 * r + b] =
+                    (uint8_t)((q[e] >> 4) | ((q[e + 4] >> 4) << 2) | ((q[e + 8] >> 4) << 4) |
+                              ((q[e + 12] >> 4) << 6));
+            }
+        break;
+    }
+    default: break;
+    }
+}
+
+void quant_x16_pack(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *src,
+                    size_t src_row, int64_t g0, int64_t g1, void *dst)
+{
+    const int64_t nb = n_in / dtype_block_size(t);
+    const size_t gb = group_block_bytes(t), bb = (size_t)dtype_type_size(t);
+    for (int64_t g = g0; g < g1; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *out = (uint8_t *)dst + ((size_t)g * (size_t)nb + (size_t)b) * gb;
+            memset(out, 0, gb);
+            for (int r = 0; r < 16; r++) {
+                const int64_t row = 16 * g + r;
+                const uint8_t *blk =
+                    row < n_rows ? (const uint8_t *)src + (size_t)row * src_row + (size_t)b * bb
+                                 : NULL;
+                pack_block(t, blk, r, out);
+            }
+        }
+}
+
+/* ---- activation side data ---- */
+
+/* words per block: Q8_0 {d, init}; Q4_K {d, 4 sub-block-sum pairs}; Q6_K {d, 16 inits} */
+static int aux_block_words(enum cnd_dtype t)
+{
+    switch (t) {
+    case CND_DTYPE_Q4_0:
+    case CND_DTYPE_Q8_0: return 2;
+    case CND_DTYPE_Q4_K: return 5;
+    case CND_DTYPE_Q6_K: return 17;
+    default: return 0;
+    }
+}
+
+size_t quant_x16_aux_words(enum cnd_dtype t, int64_t n_in)
+{
+    return (size_t)(n_in / dtype_block_size(t) * aux_block_words(t));
+}
+
+void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t act_row,
+                       int64_t c0, int64_t c1, int32_t *aux)
+{
+    const int64_t nb = n_in / dtype_block_size(t);
+    const int w = aux_block_words(t);
+    for (int64_t c = c0; c < c1; c++) {
+        const uint8_t *a = (const uint8_t *)act + (size_t)c * act_row;
+        int32_t *x = aux + (size_t)c * quant_x16_aux_words(t, n_in);
+        for (int64_t b = 0; b < nb; b++, x += w) {
+            if (t == CND_DTYPE_Q4_0 || t == CND_DTYPE_Q8_0) {
+                const uint8_t *ab = a + 34 * b;
+                const float d = fp16_to_fp32(rd16(ab));
+                int32_t s = 0;
+                for (int i = 0; i < 32; i++)
+                    s += (int8_t)ab[2 + i];
+                memcpy(&x[0], &d, 4);
+                x[1] = -(t == CND_DTYPE_Q4_0 ? 8 : 128) * s;
+            } else {
+                const uint8_t *ab = a + 292 * b;
+                int16_t bs[16];
+                memcpy(x, ab, 4); /* d: f32 already */
+                memcpy(bs, ab + 260, 32);
+                if (t == CND_DTYPE_Q4_K) {
+                    for (int p = 0; p < 4; p++) {
+                        const int32_t lo = bs[4 * p] + bs[4 * p + 1], hi = bs[4 * p + 2] + bs[4 * p + 3];
+                        x[1 + p] = (int32_t)(((uint32_t)(uint16_t)(int16_t)hi << 16) | (uint16_t)(int16_t)lo);
+                    }
+                } else {
+                    for (int s = 0; s < 16; s++)
+                        x[1 + s] = -32 * bs[s];
+                }
+            }
+        }
+    }
+}
+
+/* ---- kernels ---- */
+
+#if defined(__x86_64__)
+
+#define KINL                                                                                       \
+    static inline __attribute__((always_inline,                                                    \
+                                 target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+#define FOR_C _Pragma("GCC unroll 8") for (int c = 0; c < C; c++)
+
+/* Software prefetch this many bytes ahead in the packed stream: the hardware prefetcher alone
+ * streams only a fraction of the DRAM bandwidth on the machines we measured. */
+#ifndef X16_PF
+#define X16_PF 2048
+#endif
+#define PF(p) _mm_prefetch((const char *)(p) + X16_PF, _MM_HINT_T0)
+
+KINL __m512i bcast32(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+KINL float auxf(const int32_t *p)
+{
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+KINL void store_rows(float *out, __m512 v, __mmask16 m)
+{
+    _mm512_mask_storeu_ps(out, m, v);
+}
+
+/* Q4_0 / Q8_0 against Q8_0 activations (34-byte blocks) */
+KINL void k_q8g(const uint8_t *G, int64_t nb, const uint8_t *act, size_t act_row,
+                const int32_t *aux, size_t aux_words, float *out, size_t out_row, __mmask16 m,
+                const int C, const bool is_q4)
+{
+    const size_t gb = is_q4 ? 288 : 544;
+    const __m512i lo4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[8];
+    FOR_C acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *g = G + (size_t)b * gb;
+        for (size_t o = 0; o < gb; o += 64)
+            PF(g + o);
+        __m512i s[8];
+        FOR_C s[c] = _mm512_set1_epi32(aux[(size_t)c * aux_words + 2 * b + 1]);
+        if (is_q4) {
+            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+            {
+                const __m512i W = _mm512_loadu_si512(g + 64 * v);
+                const __m512i w0 = _mm512_and_si512(W, lo4);
+                const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(W, 4), lo4);
+                FOR_C
+                {
+                    const uint8_t *a = act + (size_t)c * act_row + 34 * b + 2 + 8 * v;
+                    s[c] = _mm512_dpbusd_epi32(s[c], w0, bcast32(a));
+                    s[c] = _mm512_dpbusd_epi32(s[c], w1, bcast32(a + 4));
+                }
+            }
+        } else {
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
+            {
+                const __m512i W = _mm512_loadu_si512(g + 64 * k);
+                FOR_C s[c] = _mm512_dpbusd_epi32(
+                    s[c], W, bcast32(act + (size_t)c * act_row + 34 * b + 2 + 4 * k));
+            }
+        }
+        const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + gb - 32)));
+        FOR_C
+        {
+            const __m512 da = _mm512_set1_ps(auxf(&aux[(size_t)c * aux_words + 2 * b]));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[c]), _mm512_mul_ps(D, da), acc[c]);
+        }
+    }
+    FOR_C store_rows(out + (size_t)c * out_row, acc[c], m);
+}
+
+KINL void k_q4k(const uint8_t *G, int64_t nb, const uint8_t *act, size_t act_row,
+                const int32_t *aux, size_t aux_words, float *out, size_t out_row, __mmask16 m,
+                const int C)
+{
+    const __m512i lo4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[8];
+    FOR_C acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *g = G + (size_t)b * 2368;
+        for (int o = 0; o < 320; o += 64)
+            PF(g + o);
+        __m512i isum[8];
+        FOR_C isum[c] = _mm512_setzero_si512();
+        for (int s = 0; s < 8; s++) {
+            __m512i sub[8];
+            FOR_C sub[c] = _mm512_setzero_si512();
+            _Pragma("GCC unroll 4") for (int v = 4 * s; v < 4 * s + 4; v++)
+            {
+                PF(g + 320 + 64 * v);
+                const __m512i W = _mm512_loadu_si512(g + 320 + 64 * v);
+                const __m512i w0 = _mm512_and_si512(W, lo4);
+                const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(W, 4), lo4);
+                FOR_C
+                {
+                    const uint8_t *a = act + (size_t)c * act_row + 292 * b + 4 + 8 * v;
+                    sub[c] = _mm512_dpbusd_epi32(sub[c], w0, bcast32(a));
+                    sub[c] = _mm512_dpbusd_epi32(sub[c], w1, bcast32(a + 4));
+                }
+            }
+            const __m512i S = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(g + 64 + 16 * s)));
+            FOR_C isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
+        }
+        __m512i mp[4];
+        _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) mp[t] =
+            _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(g + 192 + 32 * t)));
+        const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
+        const __m512 DM = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + 32)));
+        FOR_C
+        {
+            const int32_t *x = aux + (size_t)c * aux_words + 5 * b;
+            __m512i ms = _mm512_setzero_si512();
+            _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) ms =
+                _mm512_dpwssd_epi32(ms, mp[t], _mm512_set1_epi32(x[1 + t]));
+            const __m512 da = _mm512_set1_ps(auxf(x));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(D, da), acc[c]);
+            acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(DM, da), acc[c]);
+        }
+    }
+    FOR_C store_rows(out + (size_t)c * out_row, acc[c], m);
+}
+
+KINL void k_q6k(const uint8_t *G, int64_t nb, const uint8_t *act, size_t act_row,
+                const int32_t *aux, size_t aux_words, float *out, size_t out_row, __mmask16 m,
+                const int C)
+{
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+    __m512 acc[8];
+    FOR_C acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *g = G + (size_t)b * 3360;
+        for (int o = 0; o < 288; o += 64)
+            PF(g + o);
+        __m512i isum[8];
+        FOR_C isum[c] = _mm512_setzero_si512();
+        for (int s = 0; s < 16; s++) {
+            PF(g + 2336 + 64 * s);
+            const __m512i H = _mm512_loadu_si512(g + 2336 + 64 * s);
+            __m512i sub[8];
+            FOR_C sub[c] = _mm512_set1_epi32(aux[(size_t)c * aux_words + 17 * b + 1 + s]);
+            _Pragma("GCC unroll 2") for (int half = 0; half < 2; half++)
+            {
+                const int v = 2 * s + half;
+                PF(g + 288 + 64 * v);
+                const __m512i N = _mm512_loadu_si512(g + 288 + 64 * v);
+                const __m512i h0 = half ? H : _mm512_slli_epi16(H, 4);
+                const __m512i h1 = half ? _mm512_srli_epi16(H, 2) : _mm512_slli_epi16(H, 2);
+                /* (N & 0x0F) | (h & 0x30): ternary logic with the nibble mask as selector */
+                const __m512i w0 = _mm512_or_si512(_mm512_and_si512(N, lo4), _mm512_and_si512(h0, hi2));
+                const __m512i w1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(N, 4), lo4),
+                                                   _mm512_and_si512(h1, hi2));
+                FOR_C
+                {
+                    const uint8_t *a = act + (size_t)c * act_row + 292 * b + 4 + 8 * v;
+                    sub[c] = _mm512_dpbusd_epi32(sub[c], w0, bcast32(a));
+                    sub[c] = _mm512_dpbusd_epi32(sub[c], w1, bcast32(a + 4));
+                }
+            }
+            const __m512i S = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(g + 32 + 16 * s)));
+            FOR_C isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
+        }
+        const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
+        FOR_C
+        {
+            const __m512 da = _mm512_set1_ps(auxf(&aux[(size_t)c * aux_words + 17 * b]));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(D, da), acc[c]);
+        }
+    }
+    FOR_C store_rows(out + (size_t)c * out_row, acc[c], m);
+}
+
+#define XCASE(call, N)                                                                             \
+    case N: call(N); break;
+#define XSWITCH(C, call)                                                                           \
+    switch (C) {                                                                                   \
+        XCASE(call, 1) XCASE(call, 2) XCASE(call, 3) XCASE(call, 4) XCASE(call, 5) XCASE(call, 6) \
+        XCASE(call, 7) XCASE(call, 8) default: break;                                              \
+    }
+
+TGT static void gemm_avx512(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const uint8_t *packed,
+                            int64_t g0, int64_t g1, const uint8_t *act, size_t act_row,
+                            const int32_t *aux, int64_t n_cols, float *out, size_t out_row)
+{
+    const int64_t nb = n_in / dtype_block_size(t);
+    const size_t gbytes = (size_t)nb * group_block_bytes(t), aw = quant_x16_aux_words(t, n_in);
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *G = packed + (size_t)g * gbytes;
+        const int64_t left = n_rows - 16 * g;
+        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        for (int64_t c0 = 0; c0 < n_cols; c0 += 8) {
+            const int C = n_cols - c0 < 8 ? (int)(n_cols - c0) : 8;
+            const uint8_t *a = act + (size_t)c0 * act_row;
+            const int32_t *x = aux + (size_t)c0 * aw;
+            float *o = out + (size_t)c0 * out_row + 16 * g;
+            switch (t) {
+#define Q40(N) k_q8g(G, nb, a, act_row, x, aw, o, out_row, m, N, true)
+#define Q80(N) k_q8g(G, nb, a, act_row, x, aw, o, out_row, m, N, false)
+#define Q4K(N) k_q4k(G, nb, a, act_row, x, aw, o, out_row, m, N)
+#define Q6K(N) k_q6k(G, nb, a, act_row, x, aw, o, out_row, m, N)
+            case CND_DTYPE_Q4_0: XSWITCH(C, Q40) break;
+            case CND_DTYPE_Q8_0: XSWITCH(C, Q80) break;
+            case CND_DTYPE_Q4_K: XSWITCH(C, Q4K) break;
+            case CND_DTYPE_Q6_K: XSWITCH(C, Q6K) break;
+            default: break;
+#undef Q40
+#undef Q80
+#undef Q4K
+#undef Q6K
+            }
+        }
+    }
+}
+
+#endif
+
+void quant_x16_gemm(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *packed,
+                    int64_t g0, int64_t g1, const void *act, size_t act_row, const int32_t *aux,
+                    int64_t n_cols, float *out, size_t out_row)
+{
+#if defined(__x86_64__)
+    gemm_avx512(t, n_in, n_rows, packed, g0, g1, act, act_row, aux, n_cols, out, out_row);
+#else
+    CND_UNUSED(t), CND_UNUSED(n_in), CND_UNUSED(n_rows), CND_UNUSED(packed), CND_UNUSED(g0);
+    CND_UNUSED(g1), CND_UNUSED(act), CND_UNUSED(act_row), CND_UNUSED(aux), CND_UNUSED(n_cols);
+    CND_UNUSED(out), CND_UNUSED(out_row);
+#endif
+}
