@@ -4,9 +4,12 @@
  *   dot GOP/s : vec_dot over a 1 MB matrix x 16 activation rows (cache resident);
  *   tile GOP/s: gemm over the same problem where present, else vec_dot_tile 4x4 (prompt
  *               processing);
+ *   x16 GB/s, x16 GOP/s: the same two problems through the 16-row interleaved kernels
+ *               (quant_x16.h) where the type and CPU have them (what the CPU backend uses);
  * GOP = 2 * rows * cols * n. CINDER_SIMD=scalar|avx2|avx512|avx512_vnni picks the level;
  * argv[1] (optional) restricts to one type name, e.g. "q4_K". */
 #include "cinder/quant.h"
+#include "cinder/quant_x16.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +73,8 @@ int main(int argc, char **argv)
     const enum quant_simd lv = quant_simd_detect();
     const int64_t n = 4096;
     printf("level %s, n = %lld\n", quant_simd_name(lv), (long long)n);
-    printf("%-6s %12s %12s %12s\n", "type", "gemv GB/s", "dot GOP/s", "tile GOP/s");
+    printf("%-6s %12s %12s %12s %12s %12s\n", "type", "gemv GB/s", "dot GOP/s", "tile GOP/s",
+           "x16 GB/s", "x16 GOP/s");
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         const enum cnd_dtype t = types[ti];
         if (argc > 1 && strcmp(argv[1], dtype_name(t)) != 0)
@@ -137,8 +141,42 @@ int main(int argc, char **argv)
                 btile = e;
         }
         sink = out[0];
-        printf("%-6s %12.2f %12.2f %12.2f\n", dtype_name(t), gbs, ops / bdot / 1e9,
+        printf("%-6s %12.2f %12.2f %12.2f", dtype_name(t), gbs, ops / bdot / 1e9,
                ops / btile / 1e9);
+        if (quant_x16_supported(t)) {
+            /* the x16 layout: the big matrix x 1 column, then the small one x 16 columns */
+            const size_t pb = quant_x16_size(t, n, rows), aw = quant_x16_aux_words(t, n);
+            uint8_t *pk = aligned_alloc(64, (pb + 63) & ~(size_t)63);
+            int32_t *aux = malloc(sizeof(int32_t) * aw * ncols);
+            quant_x16_pack(t, n, rows, w, rs, 0, (rows + 15) / 16, pk);
+            quant_x16_prepare(t, n, a, ars, 0, ncols, aux);
+            float *o = malloc(sizeof(float) * (size_t)(rows * ncols));
+            double bx = 1e9, bg = 1e9;
+            t0 = now_s();
+            for (int rep = 0; rep < 8 && now_s() - t0 < 1.0; rep++) {
+                const double s = now_s();
+                quant_x16_gemm(t, n, rows, pk, 0, (rows + 15) / 16, a, ars, aux, 1, o, (size_t)rows);
+                const double e = now_s() - s;
+                if (e < bx)
+                    bx = e;
+            }
+            const int64_t sr16 = srows & ~15ll;
+            t0 = now_s();
+            for (int rep = 0; rep < 20 && now_s() - t0 < 0.5; rep++) {
+                const double s = now_s();
+                quant_x16_gemm(t, n, sr16, pk, 0, sr16 / 16, a, ars, aux, ncols, o, (size_t)sr16);
+                const double e = now_s() - s;
+                if (e < bg)
+                    bg = e;
+            }
+            sink = o[0];
+            printf(" %12.2f %12.2f", (double)rs * (double)rows / bx / 1e9,
+                   2.0 * (double)sr16 * ncols * (double)n / bg / 1e9);
+            free(o);
+            free(aux);
+            free(pk);
+        }
+        printf("\n");
         fflush(stdout);
         free(out);
         free(w);

@@ -165,6 +165,56 @@ static void test_chunked_prefill_keeps_decodes_flowing(void)
     harness_deinit(&h);
 }
 
+/* max_num_prefill_tokens: while a request decodes, prompt tokens per step stay under the cap
+ * (a burst of new requests is admitted a few per step); in an idle step the first prompt goes
+ * whole. */
+static void test_prefill_cap(void)
+{
+    struct harness h;
+    harness_init(&h, 256, 8, 64);
+    scheduler_destroy(h.s);
+    h.p.max_num_prefill_tokens = 8;
+    h.s = scheduler_create(&h.p, h.kvm);
+    struct sched_output out;
+    struct request *lone = mkreq("lone", 1, 20, 2);
+    scheduler_add_request(h.s, lone);
+    step(&h, &out);
+    CHECK_EQ_INT(out.n_reqs, 1);
+    CHECK_EQ_INT(out.reqs[0].n_new, 20); /* alone in its step: not cut */
+    struct request *r[5];
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "b%d", i);
+        r[i] = mkreq(id, 2 + i, 3, 4);
+        scheduler_add_request(h.s, r[i]);
+    }
+    int32_t admitted_per_step[8] = {0}, n = 0;
+    while (scheduler_has_work(h.s) && n < 8) {
+        step(&h, &out);
+        int32_t prompt = 0;
+        for (int32_t i = 0; i < out.n_reqs; i++) {
+            const struct sched_req *e = &out.reqs[i];
+            if (e->pos0 < e->req->n_prompt)
+                prompt += e->n_new;
+            admitted_per_step[n] += e->first_scheduled;
+        }
+        CHECK(prompt <= 8 || out.n_reqs == 1);
+        n++;
+    }
+    /* lone decodes in step 1, so b0, b1 and 2 tokens of b2 fit the cap of 8 */
+    CHECK_EQ_INT(admitted_per_step[0], 3);
+    CHECK(admitted_per_step[1] >= 1);
+    while (scheduler_has_work(h.s))
+        step(&h, &out);
+    for (int i = 0; i < 5; i++) {
+        CHECK(tokens_as_expected(r[i]));
+        request_unref(r[i]);
+    }
+    CHECK(tokens_as_expected(lone));
+    request_unref(lone);
+    harness_deinit(&h);
+}
+
 static void test_max_num_seqs_fcfs(void)
 {
     struct harness h;
@@ -416,6 +466,7 @@ static void test_step_cost(void)
 int main(void)
 {
     RUN(test_chunked_prefill_keeps_decodes_flowing);
+    RUN(test_prefill_cap);
     RUN(test_max_num_seqs_fcfs);
     RUN(test_preemption_newest_first);
     RUN(test_preempted_goes_first);

@@ -42,6 +42,7 @@ struct cnd_config {
     int32_t block_size;            /* tokens per KV block */
     char *kv_cache_type;           /* "f16" | "f32" */
     int32_t max_num_batched_tokens;
+    int32_t max_num_prefill_tokens; /* 0 = no cap */
     int32_t max_num_seqs;
     int32_t max_waiting; /* beyond this, 503 + Retry-After */
     int32_t engine_stall_timeout_s;

@@ -37,6 +37,7 @@ struct engine_params {
     enum cnd_dtype kv_type;     /* F16 (default) or F32 */
     int32_t max_num_seqs;       /* running sequences per step */
     int32_t max_num_batched_tokens; /* tokens per step */
+    int32_t max_num_prefill_tokens; /* prompt tokens per step while others decode; 0 = no cap */
     int32_t max_waiting;        /* queued requests beyond which submit answers CND_EOVERLOAD */
     bool enable_prefix_caching;
     double stall_timeout_s;     /* engine_is_healthy turns false after this long without progress */

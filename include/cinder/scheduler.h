@@ -23,6 +23,10 @@ struct scheduler;
 struct scheduler_params {
     int32_t max_num_seqs;           /* running requests at most */
     int32_t max_num_batched_tokens; /* tokens per step (raised to max_num_seqs if below) */
+    /* prompt tokens (prefill chunks and admissions) per step at most while requests are
+     * decoding; 0 = only max_num_batched_tokens limits them. Short steps let a burst of new
+     * requests get their first tokens a few at a time instead of all after one long step. */
+    int32_t max_num_prefill_tokens;
 };
 
 /* One request's share of a step. */

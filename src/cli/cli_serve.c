@@ -514,6 +514,7 @@ int cli_serve_main(int argc, char **argv)
     ep.kv_cache_bytes = serve_kv_bytes(&cfg, model, n_ctx, ep.kv_type);
     ep.max_num_seqs = cfg.max_num_seqs;
     ep.max_num_batched_tokens = cfg.max_num_batched_tokens;
+    ep.max_num_prefill_tokens = cfg.max_num_prefill_tokens;
     ep.max_waiting = cfg.max_waiting;
     ep.stall_timeout_s = cfg.engine_stall_timeout_s;
     ep.observer = (struct engine_observer){

@@ -121,6 +121,7 @@ struct engine_params engine_default_params(void)
     p.kv_type = CND_DTYPE_F16;
     p.max_num_seqs = 16;
     p.max_num_batched_tokens = 2048;
+    p.max_num_prefill_tokens = 0;
     p.max_waiting = 1024;
     p.enable_prefix_caching = true;
     p.stall_timeout_s = 60.0;
@@ -694,6 +695,7 @@ struct engine *engine_create(const struct engine_params *params, char *err)
     struct scheduler_params sp = {
         .max_num_seqs = e->p.max_num_seqs,
         .max_num_batched_tokens = e->p.max_num_batched_tokens,
+        .max_num_prefill_tokens = e->p.max_num_prefill_tokens,
     };
     e->sched = scheduler_create(&sp, e->kvm);
     e->logits = xmalloc(sizeof(float) * (size_t)e->p.max_num_seqs * (size_t)e->n_vocab);

@@ -12,6 +12,12 @@
  *      remain; a prefix-cache hit at admission skips the cached part of the prompt. The queue is
  *      strictly FCFS: if the head does not fit, nobody behind it is admitted (no starvation).
  *
+ * Passes 2 and 3 together compute at most max_num_prefill_tokens prompt tokens (when set), so
+ * a step stays short while others decode and a burst of new requests gets its first tokens a
+ * few requests per step rather than all at once after one long step. The one exception: in a
+ * step with no decodes, the first prompt chunk may use the whole budget (a lone long prompt is
+ * not cut into pieces for nothing).
+ *
  * Blocks are allocated per step for exactly the tokens scheduled. When the pool cannot give a
  * running request its blocks, the newest running request is preempted (vLLM's recompute policy):
  * its blocks go back (hashed ones stay cached, so recompute is often a cache hit), it is
@@ -215,6 +221,15 @@ static bool allocate_or_preempt(struct scheduler *s, struct request *req, int32_
     return true;
 }
 
+/* The size of a prompt chunk of up to want tokens under the per-step prompt cap *left (which
+ * it consumes): capped, except the first chunk of a step that has nothing else in it. */
+static int32_t prefill_chunk(int32_t want, int32_t *left, bool step_has_work)
+{
+    int32_t n = step_has_work ? CND_MIN(want, *left) : want;
+    *left = n >= *left ? 0 : *left - n;
+    return n;
+}
+
 int scheduler_schedule(struct scheduler *s, struct sched_output *out)
 {
     memset(out, 0, sizeof(*out));
@@ -231,6 +246,9 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
     list_for_each(node, &s->running) s->snapshot[n_snap++] =
         list_entry(node, struct request, sched_node);
 
+    /* prompt tokens this step may still compute (INT32_MAX: no cap); see the file comment */
+    int32_t prefill_left =
+        s->p.max_num_prefill_tokens > 0 ? s->p.max_num_prefill_tokens : INT32_MAX;
     for (int pass = 0; pass < 2; pass++) {
         for (int32_t i = 0; i < n_snap && budget > 0; i++) {
             struct request *req = s->snapshot[i];
@@ -239,7 +257,11 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
             int32_t n_left = req->n_tokens - req->n_computed;
             if (n_left <= 0 || (pass == 0) != (n_left == 1))
                 continue;
+            if (pass == 1 && prefill_left <= 0)
+                break;
             int32_t n_new = CND_MIN(n_left, budget);
+            if (pass == 1)
+                n_new = prefill_chunk(n_new, &prefill_left, out->n_reqs > 0);
             if (!allocate_or_preempt(s, req, n_new, out, &budget))
                 continue;
             add_entry(out, req, n_new);
@@ -248,18 +270,21 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
     }
 
     while (out->n_preempted == 0 && !list_empty(&s->waiting) && s->n_running < s->p.max_num_seqs &&
-           budget > 0) {
+           budget > 0 && prefill_left > 0) {
         struct request *req = list_entry(s->waiting.next, struct request, sched_node);
         const int32_t *hit = NULL;
         bool forked = req->n_blocks > 0; /* n > 1: holds the prompt blocks it shares */
         int32_t n_hit = forked ? 0 : kv_manager_get_computed_blocks(s->kvm, req, &hit);
         int32_t n_hit_tokens = forked ? req->n_computed : n_hit * kv_manager_block_size(s->kvm);
-        int32_t n_new = CND_MIN(req->n_tokens - n_hit_tokens, budget);
+        int32_t want = CND_MIN(req->n_tokens - n_hit_tokens, budget);
+        int32_t cap_left = prefill_left;
+        int32_t n_new = prefill_chunk(want, &cap_left, out->n_reqs > 0);
         if (kv_manager_allocate_slots_prefix(s->kvm, req, n_new, hit, n_hit) != 0) {
             if (release_waiting_blocks(s) > 0)
                 continue;
             break; /* FCFS: nobody overtakes the head */
         }
+        prefill_left = cap_left;
         bool first = req->status == REQ_STATUS_WAITING && req->n_preemptions == 0;
         unlink_req(s, req);
         req->status = REQ_STATUS_RUNNING;
