@@ -52,7 +52,9 @@ ok "shared prefix: prefix cache hits, cached_tokens > 0, warm TTFT < cold TTFT"
 stop_server A
 
 # ---- 1b. the same 32 streams in a 102-block pool: preempted and recomputed, still identical ----
-start_server C --max-num-seqs 32 --max-num-batched-tokens 256 --kv-cache-memory 1MiB
+# (no prefill cap: all 32 must be admitted quickly for the pool to run out and preempt)
+start_server C --max-num-seqs 32 --max-num-batched-tokens 256 --kv-cache-memory 1MiB \
+    --max-num-prefill-tokens 0
 $BC together "$C_URL" 32 24 "$TMP/alone.json" 1 >"$O.invc" ||
     fail "32 concurrent streams in a small KV pool differ from their single-stream text"
 echo "     $(cat "$O.invc")"
