@@ -231,7 +231,7 @@ void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t a
 /* Software prefetch this many bytes ahead in the packed stream: the hardware prefetcher alone
  * streams only a fraction of the DRAM bandwidth on the machines we measured. */
 #ifndef X16_PF
-#define X16_PF 2048
+#define X16_PF 4096
 #endif
 #define PF(p) _mm_prefetch((const char *)(p) + X16_PF, _MM_HINT_T0)
 
