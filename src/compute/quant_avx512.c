@@ -371,14 +371,14 @@ DEFINE_PREP_GEMM(TGT_V, q8_0, q8_0_prep, q8g_prep_bytes, mk_q8_0, 4, Q80_C4, Q80
         kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,   \
              ocs, R, C);                                                                           \
         break;
-#define DEFINE_DIRECT_GEMM(TGT, name, kern, RMAX)                                                  \
+#define DEFINE_DIRECT_GEMM(TGT, name, kern)                                                        \
     TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va, \
                                 size_t as, int64_t nc, float *out, size_t ors, size_t ocs)         \
     {                                                                                              \
         const uint8_t *w = vw, *a = va;                                                            \
         for (int64_t c0 = 0; c0 < nc; c0 += 4)                                                     \
-            for (int64_t r0 = 0; r0 < nr; r0 += RMAX) {                                            \
-                const int R = nr - r0 < RMAX ? (int)(nr - r0) : RMAX;                             \
+            for (int64_t r0 = 0; r0 < nr; r0 += 4) {                                               \
+                const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;                                   \
                 const int C = nc - c0 < 4 ? (int)(nc - c0) : 4;                                    \
                 switch ((R - 1) * 4 + (C - 1)) {                                                   \
                     DK_CASE(kern, 1, 1) DK_CASE(kern, 1, 2) DK_CASE(kern, 1, 3)                    \
@@ -498,10 +498,7 @@ KINL_V void k_q4_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
     }
     UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = hsum16(acc[r][c]);
 }
-#ifndef Q4K_RMAX
-#define Q4K_RMAX 2
-#endif
-DEFINE_DIRECT_GEMM(TGT_V, q4_k, k_q4_k, Q4K_RMAX)
+DEFINE_DIRECT_GEMM(TGT_V, q4_k, k_q4_k)
 
 KINL_V void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *out,
                    size_t os, size_t ocs, const int R, const int C)
@@ -576,10 +573,7 @@ KINL_V void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
     }
     UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = hsum16(acc[r][c]);
 }
-#ifndef Q6K_RMAX
-#define Q6K_RMAX 4
-#endif
-DEFINE_DIRECT_GEMM(TGT_V, q6_k, k_q6_k, Q6K_RMAX)
+DEFINE_DIRECT_GEMM(TGT_V, q6_k, k_q6_k)
 
 void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni)
 {
