@@ -249,157 +249,193 @@ KINL float auxf(const int32_t *p)
     return f;
 }
 
-KINL void store_rows(float *out, __m512 v, __mmask16 m)
-{
-    _mm512_mask_storeu_ps(out, m, v);
-}
+/* One block of one group for C columns: acc[c] (16 rows of column c) += this block's terms.
+ * Every kernel is a loop of these over the blocks, for one group and up to 8 columns
+ * (prompts, batches) or up to 4 groups and one column (decode: several memory streams). */
 
 /* Q4_0 / Q8_0 against Q8_0 activations (34-byte blocks) */
-KINL void k_q8g(const uint8_t *G, int64_t nb, const uint8_t *act, size_t act_row,
-                const int32_t *aux, size_t aux_words, float *out, size_t out_row, __mmask16 m,
-                const int C, const bool is_q4)
+KINL void b_q8g(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
+                const int32_t *aux, size_t aux_words, __m512 *acc, const int C, const bool is_q4)
 {
     const size_t gb = is_q4 ? 288 : 544;
     const __m512i lo4 = _mm512_set1_epi8(0x0F);
-    __m512 acc[8];
-    FOR_C acc[c] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *g = G + (size_t)b * gb;
-        for (size_t o = 0; o < gb; o += 64)
-            PF(g + o);
-        __m512i s[8];
-        FOR_C s[c] = _mm512_set1_epi32(aux[(size_t)c * aux_words + 2 * b + 1]);
-        if (is_q4) {
-            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+    for (size_t o = 0; o < gb; o += 64)
+        PF(g + o);
+    __m512i s[8];
+    FOR_C s[c] = _mm512_set1_epi32(aux[(size_t)c * aux_words + 2 * b + 1]);
+    if (is_q4) {
+        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+        {
+            const __m512i W = _mm512_loadu_si512(g + 64 * v);
+            const __m512i w0 = _mm512_and_si512(W, lo4);
+            const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(W, 4), lo4);
+            FOR_C
             {
-                const __m512i W = _mm512_loadu_si512(g + 64 * v);
-                const __m512i w0 = _mm512_and_si512(W, lo4);
-                const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(W, 4), lo4);
-                FOR_C
-                {
-                    const uint8_t *a = act + (size_t)c * act_row + 34 * b + 2 + 8 * v;
-                    s[c] = _mm512_dpbusd_epi32(s[c], w0, bcast32(a));
-                    s[c] = _mm512_dpbusd_epi32(s[c], w1, bcast32(a + 4));
-                }
-            }
-        } else {
-            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
-            {
-                const __m512i W = _mm512_loadu_si512(g + 64 * k);
-                FOR_C s[c] = _mm512_dpbusd_epi32(
-                    s[c], W, bcast32(act + (size_t)c * act_row + 34 * b + 2 + 4 * k));
+                const uint8_t *a = act + (size_t)c * act_row + 34 * b + 2 + 8 * v;
+                s[c] = _mm512_dpbusd_epi32(s[c], w0, bcast32(a));
+                s[c] = _mm512_dpbusd_epi32(s[c], w1, bcast32(a + 4));
             }
         }
-        const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + gb - 32)));
-        FOR_C
+    } else {
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
         {
-            const __m512 da = _mm512_set1_ps(auxf(&aux[(size_t)c * aux_words + 2 * b]));
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[c]), _mm512_mul_ps(D, da), acc[c]);
+            const __m512i W = _mm512_loadu_si512(g + 64 * k);
+            FOR_C s[c] = _mm512_dpbusd_epi32(
+                s[c], W, bcast32(act + (size_t)c * act_row + 34 * b + 2 + 4 * k));
         }
     }
-    FOR_C store_rows(out + (size_t)c * out_row, acc[c], m);
+    const __m512 D =
+        _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + gb - 32)));
+    FOR_C
+    {
+        const __m512 da = _mm512_set1_ps(auxf(&aux[(size_t)c * aux_words + 2 * b]));
+        acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[c]), _mm512_mul_ps(D, da), acc[c]);
+    }
 }
 
-KINL void k_q4k(const uint8_t *G, int64_t nb, const uint8_t *act, size_t act_row,
-                const int32_t *aux, size_t aux_words, float *out, size_t out_row, __mmask16 m,
-                const int C)
+KINL void b_q4k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
+                const int32_t *aux, size_t aux_words, __m512 *acc, const int C)
 {
     const __m512i lo4 = _mm512_set1_epi8(0x0F);
-    __m512 acc[8];
-    FOR_C acc[c] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *g = G + (size_t)b * 2368;
-        for (int o = 0; o < 320; o += 64)
-            PF(g + o);
-        __m512i isum[8];
-        FOR_C isum[c] = _mm512_setzero_si512();
-        for (int s = 0; s < 8; s++) {
-            __m512i sub[8];
-            FOR_C sub[c] = _mm512_setzero_si512();
-            _Pragma("GCC unroll 4") for (int v = 4 * s; v < 4 * s + 4; v++)
-            {
-                PF(g + 320 + 64 * v);
-                const __m512i W = _mm512_loadu_si512(g + 320 + 64 * v);
-                const __m512i w0 = _mm512_and_si512(W, lo4);
-                const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(W, 4), lo4);
-                FOR_C
-                {
-                    const uint8_t *a = act + (size_t)c * act_row + 292 * b + 4 + 8 * v;
-                    sub[c] = _mm512_dpbusd_epi32(sub[c], w0, bcast32(a));
-                    sub[c] = _mm512_dpbusd_epi32(sub[c], w1, bcast32(a + 4));
-                }
-            }
-            const __m512i S = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(g + 64 + 16 * s)));
-            FOR_C isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
-        }
-        __m512i mp[4];
-        _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) mp[t] =
-            _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(g + 192 + 32 * t)));
-        const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
-        const __m512 DM = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + 32)));
-        FOR_C
+    for (int o = 0; o < 320; o += 64)
+        PF(g + o);
+    __m512i isum[8];
+    FOR_C isum[c] = _mm512_setzero_si512();
+    for (int s = 0; s < 8; s++) {
+        __m512i sub[8];
+        FOR_C sub[c] = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4") for (int v = 4 * s; v < 4 * s + 4; v++)
         {
-            const int32_t *x = aux + (size_t)c * aux_words + 5 * b;
-            __m512i ms = _mm512_setzero_si512();
-            _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) ms =
-                _mm512_dpwssd_epi32(ms, mp[t], _mm512_set1_epi32(x[1 + t]));
-            const __m512 da = _mm512_set1_ps(auxf(x));
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(D, da), acc[c]);
-            acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(DM, da), acc[c]);
+            PF(g + 320 + 64 * v);
+            const __m512i W = _mm512_loadu_si512(g + 320 + 64 * v);
+            const __m512i w0 = _mm512_and_si512(W, lo4);
+            const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(W, 4), lo4);
+            FOR_C
+            {
+                const uint8_t *a = act + (size_t)c * act_row + 292 * b + 4 + 8 * v;
+                sub[c] = _mm512_dpbusd_epi32(sub[c], w0, bcast32(a));
+                sub[c] = _mm512_dpbusd_epi32(sub[c], w1, bcast32(a + 4));
+            }
         }
+        const __m512i S = _mm512_cvtepu8_epi32(
+            _mm_loadu_si128((const __m128i *)(const void *)(g + 64 + 16 * s)));
+        FOR_C isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
     }
-    FOR_C store_rows(out + (size_t)c * out_row, acc[c], m);
+    __m512i mp[4];
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) mp[t] =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(g + 192 + 32 * t)));
+    const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
+    const __m512 DM = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + 32)));
+    FOR_C
+    {
+        const int32_t *x = aux + (size_t)c * aux_words + 5 * b;
+        __m512i ms = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) ms =
+            _mm512_dpwssd_epi32(ms, mp[t], _mm512_set1_epi32(x[1 + t]));
+        const __m512 da = _mm512_set1_ps(auxf(x));
+        acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(D, da), acc[c]);
+        acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(DM, da), acc[c]);
+    }
 }
 
-KINL void k_q6k(const uint8_t *G, int64_t nb, const uint8_t *act, size_t act_row,
-                const int32_t *aux, size_t aux_words, float *out, size_t out_row, __mmask16 m,
-                const int C)
+KINL void b_q6k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
+                const int32_t *aux, size_t aux_words, __m512 *acc, const int C)
 {
     const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
-    __m512 acc[8];
-    FOR_C acc[c] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *g = G + (size_t)b * 3360;
-        for (int o = 0; o < 288; o += 64)
-            PF(g + o);
-        __m512i isum[8];
-        FOR_C isum[c] = _mm512_setzero_si512();
-        for (int s = 0; s < 16; s++) {
-            PF(g + 2336 + 64 * s);
-            const __m512i H = _mm512_loadu_si512(g + 2336 + 64 * s);
-            __m512i sub[8];
-            FOR_C sub[c] = _mm512_set1_epi32(aux[(size_t)c * aux_words + 17 * b + 1 + s]);
-            _Pragma("GCC unroll 2") for (int half = 0; half < 2; half++)
-            {
-                const int v = 2 * s + half;
-                PF(g + 288 + 64 * v);
-                const __m512i N = _mm512_loadu_si512(g + 288 + 64 * v);
-                const __m512i h0 = half ? H : _mm512_slli_epi16(H, 4);
-                const __m512i h1 = half ? _mm512_srli_epi16(H, 2) : _mm512_slli_epi16(H, 2);
-                /* (N & 0x0F) | (h & 0x30): ternary logic with the nibble mask as selector */
-                const __m512i w0 = _mm512_or_si512(_mm512_and_si512(N, lo4), _mm512_and_si512(h0, hi2));
-                const __m512i w1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(N, 4), lo4),
-                                                   _mm512_and_si512(h1, hi2));
-                FOR_C
-                {
-                    const uint8_t *a = act + (size_t)c * act_row + 292 * b + 4 + 8 * v;
-                    sub[c] = _mm512_dpbusd_epi32(sub[c], w0, bcast32(a));
-                    sub[c] = _mm512_dpbusd_epi32(sub[c], w1, bcast32(a + 4));
-                }
-            }
-            const __m512i S = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(g + 32 + 16 * s)));
-            FOR_C isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
-        }
-        const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
-        FOR_C
+    for (int o = 0; o < 288; o += 64)
+        PF(g + o);
+    __m512i isum[8];
+    FOR_C isum[c] = _mm512_setzero_si512();
+    for (int s = 0; s < 16; s++) {
+        PF(g + 2336 + 64 * s);
+        const __m512i H = _mm512_loadu_si512(g + 2336 + 64 * s);
+        __m512i sub[8];
+        FOR_C sub[c] = _mm512_set1_epi32(aux[(size_t)c * aux_words + 17 * b + 1 + s]);
+        _Pragma("GCC unroll 2") for (int half = 0; half < 2; half++)
         {
-            const __m512 da = _mm512_set1_ps(auxf(&aux[(size_t)c * aux_words + 17 * b]));
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(D, da), acc[c]);
+            const int v = 2 * s + half;
+            PF(g + 288 + 64 * v);
+            const __m512i N = _mm512_loadu_si512(g + 288 + 64 * v);
+            const __m512i h0 = half ? H : _mm512_slli_epi16(H, 4);
+            const __m512i h1 = half ? _mm512_srli_epi16(H, 2) : _mm512_slli_epi16(H, 2);
+            /* (low nibble) | (two high bits moved to bits 4-5) */
+            const __m512i w0 =
+                _mm512_or_si512(_mm512_and_si512(N, lo4), _mm512_and_si512(h0, hi2));
+            const __m512i w1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(N, 4), lo4),
+                                               _mm512_and_si512(h1, hi2));
+            FOR_C
+            {
+                const uint8_t *a = act + (size_t)c * act_row + 292 * b + 4 + 8 * v;
+                sub[c] = _mm512_dpbusd_epi32(sub[c], w0, bcast32(a));
+                sub[c] = _mm512_dpbusd_epi32(sub[c], w1, bcast32(a + 4));
+            }
         }
+        const __m512i S = _mm512_cvtepi8_epi32(
+            _mm_loadu_si128((const __m128i *)(const void *)(g + 32 + 16 * s)));
+        FOR_C isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
     }
-    FOR_C store_rows(out + (size_t)c * out_row, acc[c], m);
+    const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
+    FOR_C
+    {
+        const __m512 da = _mm512_set1_ps(auxf(&aux[(size_t)c * aux_words + 17 * b]));
+        acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(D, da), acc[c]);
+    }
 }
 
+/* the block function of type t (Q4_0 / Q8_0 / Q4_K / Q6_K) on acc for C columns */
+KINL void blk(enum cnd_dtype t, const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
+              const int32_t *aux, size_t aw, __m512 *acc, const int C)
+{
+    switch (t) {
+    case CND_DTYPE_Q4_0: b_q8g(g, b, act, act_row, aux, aw, acc, C, true); break;
+    case CND_DTYPE_Q8_0: b_q8g(g, b, act, act_row, aux, aw, acc, C, false); break;
+    case CND_DTYPE_Q4_K: b_q4k(g, b, act, act_row, aux, aw, acc, C); break;
+    default: b_q6k(g, b, act, act_row, aux, aw, acc, C); break;
+    }
+}
+
+static __mmask16 group_mask(int64_t n_rows, int64_t g)
+{
+    const int64_t left = n_rows - 16 * g;
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+/* one group, C columns */
+KINL void k_cols(enum cnd_dtype t, const uint8_t *G, size_t gb, int64_t nb, const uint8_t *act,
+                 size_t act_row, const int32_t *aux, size_t aw, float *out, size_t out_row,
+                 __mmask16 m, const int C)
+{
+    __m512 acc[8];
+    FOR_C acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++)
+        blk(t, G + (size_t)b * gb, b, act, act_row, aux, aw, acc, C);
+    FOR_C _mm512_mask_storeu_ps(out + (size_t)c * out_row, m, acc[c]);
+}
+
+/* NG groups g[0..NG) of one column, block by block: NG memory streams at once */
+KINL void k_groups(enum cnd_dtype t, const uint8_t *packed, size_t gbytes, size_t gb, int64_t nb,
+                   int64_t n_rows, const int64_t *g, const uint8_t *act, const int32_t *aux,
+                   float *out, const int NG)
+{
+    __m512 acc[4];
+    _Pragma("GCC unroll 4") for (int j = 0; j < NG; j++) acc[j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < NG; j++)
+            blk(t, packed + (size_t)g[j] * gbytes + (size_t)b * gb, b, act, 0, aux, 0, &acc[j], 1);
+    _Pragma("GCC unroll 4") for (int j = 0; j < NG; j++)
+        _mm512_mask_storeu_ps(out + 16 * g[j], group_mask(n_rows, g[j]), acc[j]);
+}
+
+#define X16_STREAMS 4 /* decode: groups (memory streams) worked on together */
+
+#define TYPE_SWITCH(t, body)                                                                       \
+    switch (t) {                                                                                   \
+    case CND_DTYPE_Q4_0: { const enum cnd_dtype T = CND_DTYPE_Q4_0; body; } break;                \
+    case CND_DTYPE_Q8_0: { const enum cnd_dtype T = CND_DTYPE_Q8_0; body; } break;                \
+    case CND_DTYPE_Q4_K: { const enum cnd_dtype T = CND_DTYPE_Q4_K; body; } break;                \
+    case CND_DTYPE_Q6_K: { const enum cnd_dtype T = CND_DTYPE_Q6_K; body; } break;                \
+    default: break;                                                                                \
+    }
 #define XCASE(call, N)                                                                             \
     case N: call(N); break;
 #define XSWITCH(C, call)                                                                           \
@@ -413,31 +449,39 @@ TGT static void gemm_avx512(enum cnd_dtype t, int64_t n_in, int64_t n_rows, cons
                             const int32_t *aux, int64_t n_cols, float *out, size_t out_row)
 {
     const int64_t nb = n_in / dtype_block_size(t);
-    const size_t gbytes = (size_t)nb * group_block_bytes(t), aw = quant_x16_aux_words(t, n_in);
+    const size_t gb = group_block_bytes(t), gbytes = (size_t)nb * gb,
+                 aw = quant_x16_aux_words(t, n_in);
+    if (n_cols == 1) {
+        /* the range as X16_STREAMS interleaved parts: groups g0+i, g0+i+s, g0+i+2s, ... */
+        const int64_t n = g1 - g0, s = (n + X16_STREAMS - 1) / X16_STREAMS;
+        for (int64_t i = 0; i < s; i++) {
+            int64_t g[X16_STREAMS] = {0};
+            int NG = 0;
+            for (int j = 0; j < X16_STREAMS; j++)
+                if (i + j * s < n)
+                    g[NG++] = g0 + i + j * s;
+#define GRP(N) k_groups(T, packed, gbytes, gb, nb, n_rows, g, act, aux, out, N)
+            TYPE_SWITCH(t, switch (NG) {
+                case 1: GRP(1); break;
+                case 2: GRP(2); break;
+                case 3: GRP(3); break;
+                default: GRP(4); break;
+            })
+#undef GRP
+        }
+        return;
+    }
     for (int64_t g = g0; g < g1; g++) {
         const uint8_t *G = packed + (size_t)g * gbytes;
-        const int64_t left = n_rows - 16 * g;
-        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        const __mmask16 m = group_mask(n_rows, g);
         for (int64_t c0 = 0; c0 < n_cols; c0 += 8) {
             const int C = n_cols - c0 < 8 ? (int)(n_cols - c0) : 8;
             const uint8_t *a = act + (size_t)c0 * act_row;
             const int32_t *x = aux + (size_t)c0 * aw;
             float *o = out + (size_t)c0 * out_row + 16 * g;
-            switch (t) {
-#define Q40(N) k_q8g(G, nb, a, act_row, x, aw, o, out_row, m, N, true)
-#define Q80(N) k_q8g(G, nb, a, act_row, x, aw, o, out_row, m, N, false)
-#define Q4K(N) k_q4k(G, nb, a, act_row, x, aw, o, out_row, m, N)
-#define Q6K(N) k_q6k(G, nb, a, act_row, x, aw, o, out_row, m, N)
-            case CND_DTYPE_Q4_0: XSWITCH(C, Q40) break;
-            case CND_DTYPE_Q8_0: XSWITCH(C, Q80) break;
-            case CND_DTYPE_Q4_K: XSWITCH(C, Q4K) break;
-            case CND_DTYPE_Q6_K: XSWITCH(C, Q6K) break;
-            default: break;
-#undef Q40
-#undef Q80
-#undef Q4K
-#undef Q6K
-            }
+#define COLS(N) k_cols(T, G, gb, nb, a, act_row, x, aw, o, out_row, m, N)
+            TYPE_SWITCH(t, XSWITCH(C, COLS))
+#undef COLS
         }
     }
 }
