@@ -722,9 +722,12 @@ static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, c
     else
         matmul_quantize_rows(&t, 0, n);
     if (t.x16) {
-        /* whole 16-row groups, about 8 chunks per thread */
+        /* whole 16-row groups; decode in 2 chunks per thread (each chunk is read as 4
+         * streams, and long streams stream fastest: 8 chunks per thread measured ~25% slower),
+         * batches in about 8 (finer balance when the machine is shared) */
         const int64_t ng = (n_out + 15) / 16;
-        int64_t cg = (ng + 8 * nt - 1) / (8 * nt);
+        const int cpt = n == 1 ? 2 : 8;
+        int64_t cg = (ng + cpt * nt - 1) / (cpt * nt);
         t.chunk_rows = 16 * (cg < 1 ? 1 : cg);
         threadpool_run_chunks(c->pool, nt, (n_out + t.chunk_rows - 1) / t.chunk_rows,
                               matmul_x16_chunk, &t);
