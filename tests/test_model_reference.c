@@ -182,6 +182,8 @@ static void check_model(const struct ref_model *rm)
     int nv = r.m ? r.m->hp.n_vocab : 0;
     double worst_prompt = 0, worst_gen = 0;
     int n_greedy_checked = 0;
+    /* rows equal to the reference bit for bit: how much of llama.cpp's arithmetic we follow */
+    int exact_prompt = 0, rows_prompt = 0, exact_gen = 0, rows_gen = 0;
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
     {
@@ -200,6 +202,7 @@ static void check_model(const struct ref_model *rm)
             for (int i = 0; i < np; i++) {
                 double e = row_rel_err(logits + (size_t)i * nv, ref + (size_t)i * nv, nv);
                 worst_prompt = fmax(worst_prompt, e);
+                exact_prompt += e == 0, rows_prompt++;
                 CHECK_MSG(e <= rm->tol, "%s %s prompt row %d: rel err %.3g > %.3g", rm->stem, id,
                           i, e, rm->tol);
             }
@@ -235,6 +238,7 @@ static void check_model(const struct ref_model *rm)
             if (gref) {
                 double e = row_rel_err(step, gref + (size_t)i * nv, nv);
                 worst_gen = fmax(worst_gen, e);
+                exact_gen += e == 0, rows_gen++;
                 CHECK_MSG(e <= rm->tol, "%s %s gen step %d: rel err %.3g > %.3g", rm->stem, id,
                           i, e, rm->tol);
             } else {
@@ -259,8 +263,10 @@ static void check_model(const struct ref_model *rm)
         free(pt);
         free(gt);
     }
-    printf("  %-28s worst prompt rel err %.2e, gen %.2e, greedy steps checked %d\n", rm->stem,
-           worst_prompt, worst_gen, n_greedy_checked);
+    printf("  %-28s worst prompt rel err %.2e, gen %.2e, greedy steps checked %d, exact rows "
+           "%d/%d prompt %d/%d gen\n",
+           rm->stem, worst_prompt, worst_gen, n_greedy_checked, exact_prompt, rows_prompt,
+           exact_gen, rows_gen);
     free(prompt_f32);
     free(gen_f32);
     cJSON_Delete(root);
