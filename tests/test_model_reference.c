@@ -125,8 +125,12 @@ static int runner_run(struct runner *r, const int32_t *tok, int32_t n, int32_t p
         slots[i] = (int64_t)r->table[pos[i] / 16] * 16 + pos[i] % 16;
     }
     const int32_t *tables[1] = {r->table};
+    /* as llama.cpp's reference: the prompt in one pass (prompt order when it has 2+ tokens),
+     * then one token per step */
+    uint8_t prefill[512];
+    memset(prefill, n >= 2, (size_t)n);
     struct forward_batch b = {n, tok, pos, seq, slots, 1, tables, all ? n : 1,
-                              all ? rows : rows + n - 1};
+                              all ? rows : rows + n - 1, prefill};
     return forward_run(r->fc, &b, out);
 }
 

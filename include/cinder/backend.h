@@ -64,9 +64,10 @@ struct backend_ops {
                      float *out);
     void (*rmsnorm)(struct backend *be, float *out, const float *x, const struct tensor *w,
                     int32_t n_rows, int32_t n_cols, float eps);
-    /* out[n, w->ne[1]] = x[n, w->ne[0]] * W^T (+ bias) */
+    /* out[n, w->ne[1]] = x[n, w->ne[0]] * W^T (+ bias); prefill: [n] host flags or NULL, the
+     * role of each activation row (forward_batch.prefill) */
     void (*matmul)(struct backend *be, float *out, const struct tensor *w, const float *x,
-                   int32_t n, const struct tensor *bias);
+                   int32_t n, const struct tensor *bias, const uint8_t *prefill);
     void (*rope)(struct backend *be, float *x, int32_t n_rows, int32_t n_heads,
                  const struct rope_params *rp);
     /* Write k, v rows into layer's cache at the batch's slots, then attend q over each row's

@@ -476,6 +476,7 @@ struct matmul_task {
     size_t act_row;
     const float *bias;
     int64_t chunk_rows;
+    const uint8_t *prefill; /* [n] row roles, or NULL where the weight has one order only */
 };
 
 /* rows [r0, r1) of the output for every column */
@@ -485,7 +486,16 @@ static void matmul_rows(struct matmul_task *t, int64_t r0, int64_t r1)
     const size_t w_row = t->w->nb[1];
     const uint8_t *wd = t->w->data;
     const uint8_t *act = t->c->act;
-    if (t->k->gemm) {
+    if (t->prefill) {
+        /* runs of rows with one role, each in its own order (see forward_batch.prefill) */
+        for (int32_t c0 = 0, c1; c0 < t->n; c0 = c1) {
+            for (c1 = c0 + 1; c1 < t->n && t->prefill[c1] == t->prefill[c0]; c1++)
+                ;
+            const quant_gemm_fn g = t->prefill[c0] ? t->k->gemm_pp : t->k->gemm;
+            g(n_in, wd + (size_t)r0 * w_row, w_row, r1 - r0, act + (size_t)c0 * t->act_row,
+              t->act_row, c1 - c0, t->out + (size_t)c0 * (size_t)n_out + r0, 1, (size_t)n_out);
+        }
+    } else if (t->k->gemm) {
         t->k->gemm(n_in, wd + (size_t)r0 * w_row, w_row, r1 - r0, act, t->act_row, t->n,
                    t->out + r0, 1, (size_t)n_out);
     } else {
@@ -536,7 +546,7 @@ static void matmul_chunk(void *p, int64_t chunk, int i_thread)
  * row chunks dynamically (on a shared machine one core is often slower; a static split would
  * make the other wait). */
 static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, const float *x,
-                       int32_t n, const struct tensor *bias)
+                       int32_t n, const struct tensor *bias, const uint8_t *prefill)
 {
     struct backend_cpu *c = cpu(be);
     const struct quant_kernels *k = quant_get_kernels(w->dtype, c->simd);
@@ -556,6 +566,12 @@ static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, c
         .c = c, .k = k, .w = w, .x = x, .n = n, .out = out, .act_row = act_row,
         .bias = bias ? bias->data : NULL,
     };
+    /* llamafile's sgemm takes a prompt pass's product when k is a multiple of its step and the
+     * weight's row count of 4 (tinyBLAS::matmul); otherwise llama.cpp uses vec_dot there too */
+    if (prefill && k->gemm_pp && k->gemm && n_in % k->pp_align == 0 && n_out % 4 == 0)
+        for (int32_t i = 0; i < n && !t.prefill; i++)
+            if (prefill[i])
+                t.prefill = prefill;
     if (nt > 1 && n > MM_QUANT_ROWS)
         threadpool_run_chunks(c->pool, nt, (n + MM_QUANT_ROWS - 1) / MM_QUANT_ROWS,
                               matmul_quantize_chunk, &t);

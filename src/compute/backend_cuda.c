@@ -774,8 +774,9 @@ static void cuda_rmsnorm(struct backend *be, float *out, const float *x, const s
 }
 
 static void cuda_matmul(struct backend *be, float *out, const struct tensor *w, const float *x,
-                        int32_t n, const struct tensor *bias)
+                        int32_t n, const struct tensor *bias, const uint8_t *prefill)
 {
+    CND_UNUSED(prefill); /* one summation order on the GPU */
     struct cuda_be *c = cb(be);
     const int dt = (int)w->dtype;
     const int64_t K = w->ne[0], N = w->ne[1];
