@@ -145,8 +145,8 @@ static void test_elementwise(void)
     CHECK_MSG(rel_err(got, ref, n) <= 1e-5, "rmsnorm %g", rel_err(got, ref, n));
     free(got);
 
-    cpu->ops->silu_mul(cpu, ref, x, y, (int64_t)n);
-    gpu->ops->silu_mul(gpu, dout, dx, dy, (int64_t)n);
+    cpu->ops->silu_mul(cpu, ref, x, y, 1, (int64_t)n);
+    gpu->ops->silu_mul(gpu, dout, dx, dy, 1, (int64_t)n);
     got = from_gpu(dout, n);
     CHECK_MSG(rel_err(got, ref, n) <= 1e-6, "silu_mul %g", rel_err(got, ref, n));
     free(got);

@@ -74,8 +74,10 @@ struct backend_ops {
      * sequence (positions 0..pos) through its block table; out is [n, n_head * head_dim]. */
     void (*attention)(struct backend *be, int32_t layer, const float *q, const float *k,
                       const float *v, float *out, const struct attn_params *ap);
+    /* out = silu(gate) * up over [n_rows, n_cols] (rows: the CPU follows ggml's per-row
+     * vector / scalar split) */
     void (*silu_mul)(struct backend *be, float *out, const float *gate, const float *up,
-                     int64_t n);
+                     int64_t n_rows, int64_t n_cols);
     void (*add)(struct backend *be, float *out, const float *a, const float *b, int64_t n);
     /* out[i, :] = x[rows[i], :] for i < n (host row indices) */
     void (*gather_rows)(struct backend *be, float *out, const float *x, const int32_t *rows,

@@ -149,7 +149,7 @@ static int forward_slice(struct forward_ctx *fc, const struct forward_batch *b, 
         ops->rmsnorm(be, fc->h, fc->x, W(fc, &L->ffn_norm), n, n_embd, hp->rms_eps);
         ops->matmul(be, fc->gate, W(fc, &L->ffn_gate), fc->h, n, NULL, b->prefill);
         ops->matmul(be, fc->up, W(fc, &L->ffn_up), fc->h, n, NULL, b->prefill);
-        ops->silu_mul(be, fc->gate, fc->gate, fc->up, (int64_t)n * hp->n_ff);
+        ops->silu_mul(be, fc->gate, fc->gate, fc->up, n, hp->n_ff);
         ops->matmul(be, fc->h, W(fc, &L->ffn_down), fc->gate, n, NULL, b->prefill);
         ops->add(be, fc->x, fc->x, fc->h, (int64_t)n * n_embd);
     }
