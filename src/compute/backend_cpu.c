@@ -396,7 +396,10 @@ static void cpu_gather_rows(struct backend *be, float *out, const float *x, cons
                 (size_t)n_cols * sizeof(float));
 }
 
-/* ---- RoPE (llama.cpp's rope cache: theta multiplied by theta_scale pair by pair, in float) ---- */
+/* ---- RoPE (llama.cpp's rope cache: theta multiplied by theta_scale pair by pair, in float;
+ * the rotation with ggml's expressions as GCC contracts them with -ffp-contract=fast, its
+ * default for ggml's gnu11 C: measured, every F16/F32 prompt row of the references matches
+ * bit for bit only so) ---- */
 
 struct rope_task {
     struct backend_cpu *c;
@@ -433,14 +436,17 @@ static void rope_rows(struct backend_cpu *c, float *x, int32_t r0, int32_t r1, i
                 for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
                     const int32_t ic = i0 / 2;
                     const float x0 = v[ic], x1 = v[ic + half];
-                    v[ic] = x0 * cache[i0] - x1 * cache[i0 + 1];
-                    v[ic + half] = x0 * cache[i0 + 1] + x1 * cache[i0];
+                    /* fused as the compiler of the reference build contracted ggml's
+                     * x0*cos - x1*sin (the first product fused, the second rounded) */
+                    v[ic] = fmaf(x0, cache[i0], -(x1 * cache[i0 + 1]));
+                    v[ic + half] = fmaf(x0, cache[i0 + 1], x1 * cache[i0]);
                 }
             } else {
                 for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
                     const float x0 = v[i0], x1 = v[i0 + 1];
-                    v[i0] = x0 * cache[i0] - x1 * cache[i0 + 1];
-                    v[i0 + 1] = x0 * cache[i0 + 1] + x1 * cache[i0];
+                    /* as above: llama.cpp's bits need this contraction */
+                    v[i0] = fmaf(x0, cache[i0], -(x1 * cache[i0 + 1]));
+                    v[i0 + 1] = fmaf(x0, cache[i0 + 1], x1 * cache[i0]);
                 }
             }
         }
