@@ -98,8 +98,7 @@ KINL_F float hsum16(__m512 v)
  * multiple of its step): one 16-lane accumulator per output, acc = fma(w, a, acc) per 16
  * elements (BF16: acc = vdpbf16ps(acc, w, a) per 32), then hsum16. See the *_pp kernels.
  *
- * The vec_dot-order kernel keeps 4 accumulators per (row, column) pair, so its gemm runs tiles
- * of at most 2 x 3 pairs (24 accumulators); vec_dot_tile is the same driver, so every shape is
+ * vec_dot, vec_dot_tile and gemm of each order are one tile driver, so every shape is
  * bit-identical to vec_dot. */
 
 KINL_F __m512 ld16_f32(const uint8_t *p, __mmask16 m)
@@ -144,33 +143,37 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
     return hsum16(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
 }
 
-/* vec_dot order, F32: the leftovers go into the float sum as fma(w, a, sum) (ggml's
- * `sumf += x[i]*y[i]`, contracted by the compiler that built the reference) */
-#define VD_KERNEL(kname, ES, LOAD, SCAL, TAIL)                                                     \
+/* vec_dot order for an R x C tile (R, C <= 4): the four accumulator chains of a pair are
+ * independent, so they are computed one after the other, slice j of every 64-element step in
+ * pass j, with 16 accumulators live (as many FMAs per load as a one-accumulator tile); the
+ * partial vectors wait in part[][][] until the reduction. F32's leftovers go into the float sum
+ * as fma(w, a, sum) (ggml's `sumf += x[i]*y[i]` as GCC contracts it), F16's as float products
+ * into a double. */
+#define VD_KERNEL(kname, ES, LOAD, TAIL)                                                           \
     KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,        \
                       float *out, size_t os, size_t ocs, const int R, const int C)                 \
     {                                                                                              \
-        __m512 acc[2][3][4];                                                                       \
-        _Pragma("GCC unroll 2") FOR_R _Pragma("GCC unroll 3") FOR_C UNROLL for (int j = 0; j < 4; j++) \
-            acc[r][c][j] = _mm512_setzero_ps();                                                    \
+        __m512 part[4][4][4];                                                                      \
         const __mmask16 all = 0xFFFF;                                                              \
         const int64_t np = n & ~(int64_t)63;                                                       \
-        for (int64_t i = 0; i < np; i += 64) {                                                     \
-            UNROLL for (int j = 0; j < 4; j++)                                                     \
-            {                                                                                      \
-                __m512 wv[2];                                                                      \
-                _Pragma("GCC unroll 2") FOR_R wv[r] = LOAD(w + r * ws + (i + 16 * j) * ES, all);   \
-                _Pragma("GCC unroll 3") FOR_C                                                      \
+        for (int j = 0; j < 4; j++) {                                                              \
+            __m512 acc[4][4];                                                                      \
+            UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm512_setzero_ps();                             \
+            for (int64_t i = 16 * j; i < np; i += 64) {                                            \
+                __m512 wv[4];                                                                      \
+                UNROLL FOR_R wv[r] = LOAD(w + r * ws + i * ES, all);                               \
+                UNROLL FOR_C                                                                       \
                 {                                                                                  \
-                    const __m512 av = LOAD(a + c * as + (i + 16 * j) * ES, all);                   \
-                    _Pragma("GCC unroll 2") FOR_R acc[r][c][j] =                                   \
-                        _mm512_fmadd_ps(wv[r], av, acc[r][c][j]);                                  \
+                    const __m512 av = LOAD(a + c * as + i * ES, all);                              \
+                    UNROLL FOR_R acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);                \
                 }                                                                                  \
             }                                                                                      \
+            UNROLL FOR_R UNROLL FOR_C part[j][r][c] = acc[r][c];                                   \
         }                                                                                          \
-        _Pragma("GCC unroll 2") FOR_R _Pragma("GCC unroll 3") FOR_C                                \
+        UNROLL FOR_R UNROLL FOR_C                                                                  \
         {                                                                                          \
-            const float h = reduce4x16(acc[r][c][0], acc[r][c][1], acc[r][c][2], acc[r][c][3]);   \
+            const float h = reduce4x16(part[0][r][c], part[1][r][c], part[2][r][c],                \
+                                       part[3][r][c]);                                             \
             const uint8_t *wr = w + r * ws, *ac = a + c * as;                                      \
             TAIL                                                                                   \
         }                                                                                          \
@@ -187,10 +190,12 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
         s += (double)(sc_f16(wr + 2 * i) * sc_f16(ac + 2 * i));                                    \
     out[r * os + c * ocs] = (float)s;
 
-VD_KERNEL(k_f32_vd, 4, ld16_f32, sc_f32, VD_TAIL_F32)
-VD_KERNEL(k_f16_vd, 2, ld16_f16, sc_f16, VD_TAIL_F16)
+VD_KERNEL(k_f32_vd, 4, ld16_f32, VD_TAIL_F32)
+VD_KERNEL(k_f16_vd, 2, ld16_f16, VD_TAIL_F16)
+DEFINE_DIRECT_GEMM(TGT_F, f32, k_f32_vd)
+DEFINE_DIRECT_GEMM(TGT_F, f16vd, k_f16_vd)
 
-/* tiles of up to 2 rows x 3 columns (24 accumulators); any nr, nc */
+/* tiles of up to 2 rows x 3 columns (BF16's two accumulators per pair); any nr, nc */
 #define VD_CASE(kern, R, C)                                                                        \
     case (R - 1) * 4 + (C - 1):                                                                    \
         kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,   \
@@ -224,9 +229,6 @@ VD_KERNEL(k_f16_vd, 2, ld16_f16, sc_f16, VD_TAIL_F16)
     {                                                                                              \
         name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
     }
-
-DEFINE_VD_GEMM(TGT_F, f32, k_f32_vd)
-DEFINE_VD_GEMM(TGT_F, f16vd, k_f16_vd)
 
 /* prompt order, F32 (tinyBLAS<16, __m512>): one accumulator per pair; a partial last step
  * (k % 16 != 0, where llama.cpp would not use this order) is masked */
