@@ -145,8 +145,8 @@ static void test_elementwise(void)
     CHECK_MSG(rel_err(got, ref, n) <= 1e-5, "rmsnorm %g", rel_err(got, ref, n));
     free(got);
 
-    cpu->ops->silu_mul(cpu, ref, x, y, (int64_t)n);
-    gpu->ops->silu_mul(gpu, dout, dx, dy, (int64_t)n);
+    cpu->ops->silu_mul(cpu, ref, x, y, 1, (int64_t)n);
+    gpu->ops->silu_mul(gpu, dout, dx, dy, 1, (int64_t)n);
     got = from_gpu(dout, n);
     CHECK_MSG(rel_err(got, ref, n) <= 1e-6, "silu_mul %g", rel_err(got, ref, n));
     free(got);
@@ -187,10 +187,10 @@ static void test_matmul(void)
             float *x = rand_vec((size_t)n * K, 1.0f);
             float *ref = malloc((size_t)n * N * 4);
             const bool with_bias = ni % 2 == 1;
-            cpu->ops->matmul(cpu, ref, &w.h, x, n, with_bias ? &bh : NULL);
+            cpu->ops->matmul(cpu, ref, &w.h, x, n, with_bias ? &bh : NULL, NULL);
             float *dx = to_gpu(x, (size_t)n * K * 4);
             float *dout = gpu->ops->alloc(gpu, (size_t)n * N * 4);
-            gpu->ops->matmul(gpu, dout, &w.d, dx, n, with_bias ? &bd : NULL);
+            gpu->ops->matmul(gpu, dout, &w.d, dx, n, with_bias ? &bd : NULL, NULL);
             float *got = from_gpu(dout, (size_t)n * N);
             double e = rel_err(got, ref, (size_t)n * N);
             double tol = n <= 8 ? 1e-4 : quant ? 2e-2 : 1e-3;

@@ -265,7 +265,7 @@ static void check_arch(struct tiny *t)
         slots[i] = (int64_t)table[i / 16] * 16 + i % 16;
     }
     const int32_t *tables[1] = {table};
-    struct forward_batch b = {NTOK, tok, pos, seq, slots, 1, tables, NTOK, rows};
+    struct forward_batch b = {NTOK, tok, pos, seq, slots, 1, tables, NTOK, rows, NULL};
     float *ours = xmalloc(sizeof(float) * NTOK * VOCAB);
     double *ref = xmalloc(sizeof(double) * NTOK * VOCAB);
     CHECK(forward_run(fc, &b, ours) == 0);

@@ -5,18 +5,23 @@
  *   - decode: teacher-forced along llama.cpp's generated tokens one at a time, logits vs
  *     gen_logits, and our argmax equals llama.cpp's token at every step up to the first one whose
  *     top-1/top-2 margin is under 1e-3 (after which greedy paths may rightly diverge).
- * Tolerance per row: max |ours - ref| <= tol x max |ref|. We mirror every rounding llama.cpp
- * does (F16 KV cache; q and softmax weights rounded to F16 before their products with K and V;
- * activations rounded to the weight type's vec_dot type: F16, BF16, Q8_0, Q8_1, Q8_K), but not
- * its float summation order. A 1-ulp difference in a sum flips the rounding of an activation
- * that sat near a rounding boundary, which moves it by up to one step of that rounding, and
- * these tiny peaked models amplify that. So the bound follows the coarsest rounding on the
- * path: F32 weights 2e-3 (F16 KV only; measured worst 1.03e-3), F16 weights 4e-3 (F16 activations,
- * step 2^-11; measured 2.7e-3), BF16 1.2e-2 (step 2^-8; measured 7e-3), integer-quantized types
- * 6e-2 (Q8 activations, step 1/127 of the block max; measured worst 4.2e-2). A wrong block
- * layout or formula gives errors of order 1, far above these. The greedy check is exact
- * (same token) at every step before the first whose top-1/top-2 margin is under 1e-3 or under
- * twice the row's error bound, where a flip is within what the bound allows. llama-2-tiny-random
+ * Tolerance per row: max |ours - ref| <= tol x max |ref|. For F32, F16 and BF16 weights the CPU
+ * backend follows llama.cpp's float arithmetic on this CPU operation by operation (the roundings:
+ * F16 KV cache, q and softmax weights rounded to F16, activations to the weight's vec_dot type;
+ * the summation orders of ggml's vec_dot for single-token steps and of llamafile's tinyBLAS for
+ * prompt passes; ggml's vector exp; RoPE as GCC contracts it), so most rows agree bit for bit;
+ * measured worst 2.3e-7 (F16/BF16/random F32: the first generated step, which llama.cpp computes
+ * in a pass with one output row, so the last layer's FFN and the output take the single-token
+ * order there) and 3.6e-4 (stories260K F32: one difference not yet found). Their bound is 1e-3
+ * and the greedy check is strict: same token at every step before the first whose reference
+ * top-1/top-2 margin is under 1e-3. stories260K-q5_1 (Q5_1 with Q8_1 activations, F16 ffn_down)
+ * also follows llama.cpp to 2.3e-7, so it gets 1e-3 too. The other integer-quantized files use
+ * kernels whose order we do not follow (llama.cpp repacks Q4_0, runs tinyBLAS_Q0 in prompt
+ * passes, and sums K-quant blocks in its own lane order): one summation difference flips the
+ * Q8 rounding of an activation (a step of 1/127 of its block's max), which these tiny peaked
+ * models amplify; measured worst 4.2e-2, bound 6e-2, and their greedy check stops at the first
+ * step whose margin is under 1e-3 or under twice the row's error bound. A wrong block layout or
+ * formula gives errors of order 1, far above all of these. llama-2-tiny-random
  * has no .f32 logits: only its top-10 ids/logprobs in the JSON (steps[].top) are compared. */
 #include "test.h"
 #include "cinder/backend.h"
@@ -35,14 +40,14 @@ struct ref_model {
 };
 
 static const struct ref_model ref_models[] = {
-    {"stories260K", "stories260K.gguf", 2e-3},
-    {"stories260K-f16", "stories260K-f16.gguf", 4e-3},
+    {"stories260K", "stories260K.gguf", 1e-3},
+    {"stories260K-f16", "stories260K-f16.gguf", 1e-3},
     {"stories260K-q8_0", "stories260K-q8_0.gguf", 6e-2},
     {"stories260K-q4_0", "stories260K-q4_0.gguf", 6e-2},
-    {"stories260K-q5_1", "stories260K-q5_1.gguf", 6e-2},
+    {"stories260K-q5_1", "stories260K-q5_1.gguf", 1e-3},
     {"random-llama-256x4-f32", "random-llama-256x4-f32.gguf", 1e-3},
-    {"random-llama-256x4-f16", "random-llama-256x4-f16.gguf", 4e-3},
-    {"random-llama-256x4-bf16", "random-llama-256x4-bf16.gguf", 1.2e-2},
+    {"random-llama-256x4-f16", "random-llama-256x4-f16.gguf", 1e-3},
+    {"random-llama-256x4-bf16", "random-llama-256x4-bf16.gguf", 1e-3},
     {"random-llama-256x4-q8_0", "random-llama-256x4-q8_0.gguf", 6e-2},
     {"random-llama-256x4-q4_0", "random-llama-256x4-q4_0.gguf", 6e-2},
     {"random-llama-256x4-q4_1", "random-llama-256x4-q4_1.gguf", 6e-2},
@@ -127,8 +132,12 @@ static int runner_run(struct runner *r, const int32_t *tok, int32_t n, int32_t p
         slots[i] = (int64_t)r->table[pos[i] / 16] * 16 + pos[i] % 16;
     }
     const int32_t *tables[1] = {r->table};
+    /* as llama.cpp's reference: the prompt in one pass (prompt order when it has 2+ tokens),
+     * then one token per step */
+    uint8_t prefill[512];
+    memset(prefill, n >= 2, (size_t)n);
     struct forward_batch b = {n, tok, pos, seq, slots, 1, tables, all ? n : 1,
-                              all ? rows : rows + n - 1};
+                              all ? rows : rows + n - 1, prefill};
     return forward_run(r->fc, &b, out);
 }
 
@@ -184,6 +193,8 @@ static void check_model(const struct ref_model *rm)
     int nv = r.m ? r.m->hp.n_vocab : 0;
     double worst_prompt = 0, worst_gen = 0;
     int n_greedy_checked = 0;
+    /* rows equal to the reference bit for bit: how much of llama.cpp's arithmetic we follow */
+    int exact_prompt = 0, rows_prompt = 0, exact_gen = 0, rows_gen = 0;
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
     {
@@ -202,6 +213,7 @@ static void check_model(const struct ref_model *rm)
             for (int i = 0; i < np; i++) {
                 double e = row_rel_err(logits + (size_t)i * nv, ref + (size_t)i * nv, nv);
                 worst_prompt = fmax(worst_prompt, e);
+                exact_prompt += e == 0, rows_prompt++;
                 CHECK_MSG(e <= rm->tol, "%s %s prompt row %d: rel err %.3g > %.3g", rm->stem, id,
                           i, e, rm->tol);
             }
@@ -226,7 +238,8 @@ static void check_model(const struct ref_model *rm)
             double max_ref = 0;
             for (int j = 0; gref && j < nv; j++)
                 max_ref = fmax(max_ref, fabs(gref[(size_t)i * nv + j]));
-            double flip_zone = 2 * rm->tol * max_ref;
+            /* bit-exact models: strict; the others: a margin inside the bound may flip */
+            double flip_zone = rm->tol <= 1e-3 ? 0 : 2 * rm->tol * max_ref;
             if (greedy_live && margin >= 1e-3 && margin > flip_zone) {
                 CHECK_MSG(argmax(step, nv) == gt[i], "%s %s step %d: argmax %d, llama.cpp %d",
                           rm->stem, id, i, argmax(step, nv), gt[i]);
@@ -237,6 +250,7 @@ static void check_model(const struct ref_model *rm)
             if (gref) {
                 double e = row_rel_err(step, gref + (size_t)i * nv, nv);
                 worst_gen = fmax(worst_gen, e);
+                exact_gen += e == 0, rows_gen++;
                 CHECK_MSG(e <= rm->tol, "%s %s gen step %d: rel err %.3g > %.3g", rm->stem, id,
                           i, e, rm->tol);
             } else {
@@ -261,8 +275,10 @@ static void check_model(const struct ref_model *rm)
         free(pt);
         free(gt);
     }
-    printf("  %-28s worst prompt rel err %.2e, gen %.2e, greedy steps checked %d\n", rm->stem,
-           worst_prompt, worst_gen, n_greedy_checked);
+    printf("  %-28s worst prompt rel err %.2e, gen %.2e, greedy steps checked %d, exact rows "
+           "%d/%d prompt %d/%d gen\n",
+           rm->stem, worst_prompt, worst_gen, n_greedy_checked, exact_prompt, rows_prompt,
+           exact_gen, rows_gen);
     free(prompt_f32);
     free(gen_f32);
     cJSON_Delete(root);

@@ -619,17 +619,22 @@ static void test_tables(void)
 
 /* gemm (where a table has one): every block shape and position, with odd row counts, several
  * column blocks and partial weight groups, bit-identical to vec_dot; out laid out [col][row]
- * like the CPU backend's matmul. */
+ * like the CPU backend's matmul. The same for the prompt-pass order (gemm_pp vs vec_dot_pp),
+ * whose dots must also agree with the scalar oracle. */
 static void test_gemm(void)
 {
     enum { GR = 11, GC = 14 };
     const enum quant_simd top = quant_simd_detect();
     for (size_t ti = 0; ti < ARRAY_SIZE(all_types); ti++) {
         const enum cnd_dtype t = all_types[ti], at = quant_vec_dot_type(t);
-        for (int lv = QUANT_SIMD_SCALAR; lv <= (int)top; lv++) {
+        for (int lv = QUANT_SIMD_SCALAR; lv <= (int)top; lv++)
+        for (int order = 0; order < 2; order++) {
             const struct quant_kernels *k = quant_get_kernels(t, (enum quant_simd)lv);
-            if (!k->gemm)
+            const quant_gemm_fn gemm = order ? k->gemm_pp : k->gemm;
+            const quant_vec_dot_fn dot = order ? k->vec_dot_pp : k->vec_dot;
+            if (!gemm)
                 continue;
+            CHECK(dot != NULL && (order == 0 || k->pp_align > 0));
             const int64_t bs = dtype_block_size(t);
             const int64_t sizes[] = {bs == 256 ? 256 : 32 * 7, bs == 256 ? 768 : 32 * 13,
                                      bs == 256 ? 2816 : 2816};
@@ -649,14 +654,23 @@ static void test_gemm(void)
                 float single[GR][GC], out[GR * GC];
                 for (int r = 0; r < GR; r++)
                     for (int c = 0; c < GC; c++)
-                        single[r][c] = k->vec_dot(n, wu + r * ws, au + c * as);
+                    {
+                        single[r][c] = dot(n, wu + r * ws, au + c * as);
+                        if (order == 1) {
+                            const double S = term_magnitude(t, wu + r * ws, au + c * as, n);
+                            const double ref = quant_vec_dot_ref(t, n, wu + r * ws, au + c * as);
+                            CHECK_MSG(fabs(single[r][c] - ref) <= 2e-5 * S + 1e-30,
+                                      "%s pp n=%lld: %.9g vs ref %.9g", dtype_name(t),
+                                      (long long)n, single[r][c], ref);
+                        }
+                    }
                 const int shapes[][2] = {{GR, GC}, {1, 1}, {4, 1}, {5, 3}, {9, 7}, {3, 13}, {8, 6}};
                 for (size_t sh = 0; sh < ARRAY_SIZE(shapes); sh++) {
                     const int nr = shapes[sh][0], nc = shapes[sh][1];
                     for (int r0 = 0; r0 + nr <= GR; r0 += nr > 1 ? nr : 5)
                         for (int c0 = 0; c0 + nc <= GC; c0 += nc > 1 ? nc : 6) {
-                            k->gemm(n, wu + r0 * ws, ws, nr, au + c0 * as, as, nc, out, 1,
-                                    (size_t)nr);
+                            gemm(n, wu + r0 * ws, ws, nr, au + c0 * as, as, nc, out, 1,
+                                 (size_t)nr);
                             for (int r = 0; r < nr; r++)
                                 for (int c = 0; c < nc; c++)
                                     if (memcmp(&out[c * nr + r], &single[r0 + r][c0 + c], 4) != 0)
@@ -667,8 +681,8 @@ static void test_gemm(void)
                 free(a);
                 free(x);
             }
-            CHECK_MSG(bad == 0, "%s %s: %d gemm outputs differ from vec_dot", dtype_name(t),
-                      quant_simd_name((enum quant_simd)lv), bad);
+            CHECK_MSG(bad == 0, "%s %s%s: %d gemm outputs differ from vec_dot", dtype_name(t),
+                      quant_simd_name((enum quant_simd)lv), order ? " (pp)" : "", bad);
         }
     }
 }

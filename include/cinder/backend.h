@@ -64,17 +64,20 @@ struct backend_ops {
                      float *out);
     void (*rmsnorm)(struct backend *be, float *out, const float *x, const struct tensor *w,
                     int32_t n_rows, int32_t n_cols, float eps);
-    /* out[n, w->ne[1]] = x[n, w->ne[0]] * W^T (+ bias) */
+    /* out[n, w->ne[1]] = x[n, w->ne[0]] * W^T (+ bias); prefill: [n] host flags or NULL, the
+     * role of each activation row (forward_batch.prefill) */
     void (*matmul)(struct backend *be, float *out, const struct tensor *w, const float *x,
-                   int32_t n, const struct tensor *bias);
+                   int32_t n, const struct tensor *bias, const uint8_t *prefill);
     void (*rope)(struct backend *be, float *x, int32_t n_rows, int32_t n_heads,
                  const struct rope_params *rp);
     /* Write k, v rows into layer's cache at the batch's slots, then attend q over each row's
      * sequence (positions 0..pos) through its block table; out is [n, n_head * head_dim]. */
     void (*attention)(struct backend *be, int32_t layer, const float *q, const float *k,
                       const float *v, float *out, const struct attn_params *ap);
+    /* out = silu(gate) * up over [n_rows, n_cols] (rows: the CPU follows ggml's per-row
+     * vector / scalar split) */
     void (*silu_mul)(struct backend *be, float *out, const float *gate, const float *up,
-                     int64_t n);
+                     int64_t n_rows, int64_t n_cols);
     void (*add)(struct backend *be, float *out, const float *a, const float *b, int64_t n);
     /* out[i, :] = x[rows[i], :] for i < n (host row indices) */
     void (*gather_rows)(struct backend *be, float *out, const float *x, const int32_t *rows,

@@ -14,6 +14,7 @@ struct batch {
     struct forward_batch fb; /* points into the arrays below; valid until the next build */
     int32_t *tokens, *positions, *seq_idx, *out_rows;
     int64_t *slots;
+    uint8_t *prefill;
     const int32_t **block_tables;
     int32_t *out_req; /* [n_out] index into sched_output.reqs of each logits row */
     size_t cap_tokens, cap_seqs;

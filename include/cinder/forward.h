@@ -22,6 +22,12 @@ struct forward_batch {
     const int32_t *const *block_tables; /* [n_seqs] block ids for positions 0, bs, 2bs, ... */
     int32_t n_out;
     const int32_t *out_rows; /* [n_out] rows whose logits are wanted */
+    /* [n_tokens] or NULL (all 0): 1 where the row is a token of a prompt of two or more tokens.
+     * llama.cpp computes those in its prompt pass with other float summation orders than
+     * generated tokens and one-token prompts (1-column products); the CPU backend follows each
+     * row's order. A row's role is fixed by its request, not by the rest of the batch, so its
+     * numbers stay independent of what it is batched with. */
+    const uint8_t *prefill;
 };
 
 struct forward_ctx;

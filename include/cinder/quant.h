@@ -65,6 +65,13 @@ struct quant_kernels {
     quant_vec_dot_fn vec_dot;
     quant_vec_dot_tile_fn vec_dot_tile;
     quant_gemm_fn gemm; /* NULL: the caller loops over vec_dot_tile */
+    /* The float types at AVX-512 also have llama.cpp's prompt-pass summation order (llamafile's
+     * tinyBLAS; vec_dot above is ggml's single-token order), which llama.cpp uses when a
+     * product has two or more activation rows and n is a multiple of pp_align. gemm_pp is
+     * bit-identical to vec_dot_pp for every (r, c), as gemm is to vec_dot. NULL / 0: none. */
+    quant_vec_dot_fn vec_dot_pp;
+    quant_gemm_fn gemm_pp;
+    int pp_align;
 };
 
 /* Kernels of weight type t at the given level (or lower); NULL if t is not supported. The

@@ -161,6 +161,9 @@ int cli_session_run(struct cli_session *s, const int32_t *tokens, int32_t n, int
     int32_t *seq = xcalloc((size_t)n, sizeof(int32_t));
     int64_t *slots = xmalloc((size_t)n * sizeof(int64_t));
     int32_t *rows = xmalloc((size_t)n * sizeof(int32_t));
+    /* a call of two or more tokens is a prompt pass (llama.cpp's prompt summation order) */
+    uint8_t *prefill = xmalloc((size_t)n);
+    memset(prefill, n >= 2, (size_t)n);
     for (int32_t i = 0; i < n; i++) {
         pos[i] = pos0 + i;
         slots[i] = pos0 + i; /* block table is the identity */
@@ -177,8 +180,9 @@ int cli_session_run(struct cli_session *s, const int32_t *tokens, int32_t n, int
         .block_tables = tables,
         .n_out = all_logits ? n : 1,
         .out_rows = all_logits ? rows : rows + n - 1,
+        .prefill = prefill,
     };
     int rc = forward_run(s->fc, &b, out);
-    free(pos), free(seq), free(slots), free(rows);
+    free(pos), free(seq), free(slots), free(rows), free(prefill);
     return rc;
 }

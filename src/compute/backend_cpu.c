@@ -390,47 +390,48 @@ static void cpu_rmsnorm(struct backend *be, float *out, const float *x, const st
 
 #if defined(__x86_64__)
 #define TGT512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,f16c,fma")))
-/* e^x for |x| <= 88: n = round(x log2 e), r = x - n ln2 (two-part), degree-6 Taylor on
- * |r| <= ln2/2 (relative error ~2e-7, about 2 ulp), scaled by 2^n with vscalefps (which also
- * gives 0 / inf outside the range). */
-TGT512 static inline __m512 exp512(__m512 x)
+/* e^x as ggml's ggml_v_expf (AVX-512, at the reference commit), operation for operation, so
+ * softmax and SiLU give llama.cpp's bits: n = round(x log2 e) by the 1.5 * 2^23 trick,
+ * b = x - n ln2 in two parts, a degree-5 polynomial in b evaluated as ggml does (Estrin-like,
+ * with fused multiply-adds), scaled by 2^n with vscalefps; |n| > 192 gives 0 or inf. */
+TGT512 static inline __m512 expf_ggml(__m512 x)
 {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-104.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
+    const __m512 r = _mm512_set1_ps(0x1.8p23f);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+    const __m512 n = _mm512_sub_ps(z, r);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 p45 = _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b,
+                                       _mm512_set1_ps(0x1.573e2ep-5f));
+    const __m512 p23 = _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b,
+                                       _mm512_set1_ps(0x1.fffdb6p-2f));
+    const __m512 p01 = _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f));
+    const __m512 j = _mm512_fmadd_ps(_mm512_fmadd_ps(p45, u, p23), u, p01);
+    const __m512 res = _mm512_scalef_ps(j, n);
+    if (_mm512_kortestz(d, d))
+        return res;
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, zero, _CMP_LE_OQ),
+                                            _mm512_set1_ps(INFINITY), zero);
+    return _mm512_mask_blend_ps(d, res, alt);
 }
 
-TGT512 static void silu_mul_avx512(float *out, const float *gate, const float *up, int64_t n)
+/* one row of silu(gate) * up as ggml_vec_silu_f32 then ggml_mul: 16-wide blocks with the
+ * vector exp, the n % 16 left with the C library's expf (x / (1 + expf(-x))) */
+TGT512 static void silu_mul_row_avx512(float *out, const float *gate, const float *up, int64_t n)
 {
     int64_t i = 0;
-    for (; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
-        const __m512 u = _mm512_maskz_loadu_ps(m, up + i);
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    for (; i + 16 <= n; i += 16) {
+        const __m512 g = _mm512_loadu_ps(gate + i);
+        const __m512 e = expf_ggml(_mm512_sub_ps(_mm512_setzero_ps(), g));
         const __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, u));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(s, _mm512_loadu_ps(up + i)));
     }
-}
-
-/* in place: s[j] = exp(s[j] - max) */
-TGT512 static void exp_sub_avx512(float *s, int32_t n, float max)
-{
-    const __m512 vm = _mm512_set1_ps(max);
-    for (int32_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        const __m512 v = _mm512_maskz_loadu_ps(m, s + i);
-        _mm512_mask_storeu_ps(s + i, m, exp512(_mm512_sub_ps(v, vm)));
+    for (; i < n; i++) {
+        const float g = gate[i];
+        out[i] = (g / (1.0f + expf(-g))) * up[i];
     }
 }
 #endif
@@ -440,20 +441,24 @@ static bool cpu_has_avx512(const struct backend_cpu *c)
     return c->simd >= QUANT_SIMD_AVX512;
 }
 
-static void silu_mul_range(const struct backend_cpu *c, float *out, const float *gate,
-                           const float *up, int64_t lo, int64_t hi)
+/* rows [r0, r1) of silu(gate) * up */
+static void silu_mul_rows(const struct backend_cpu *c, float *out, const float *gate,
+                          const float *up, int64_t r0, int64_t r1, int64_t n_cols)
 {
+    for (int64_t r = r0; r < r1; r++) {
+        const size_t o = (size_t)r * (size_t)n_cols;
 #if defined(__x86_64__)
-    if (cpu_has_avx512(c)) {
-        silu_mul_avx512(out + lo, gate + lo, up + lo, hi - lo);
-        return;
-    }
+        if (cpu_has_avx512(c)) {
+            silu_mul_row_avx512(out + o, gate + o, up + o, n_cols);
+            continue;
+        }
 #else
-    CND_UNUSED(c);
+        CND_UNUSED(c);
 #endif
-    for (int64_t i = lo; i < hi; i++) {
-        float g = gate[i];
-        out[i] = (g / (1.0f + expf(-g))) * up[i];
+        for (int64_t i = 0; i < n_cols; i++) {
+            const float g = gate[o + i];
+            out[o + i] = (g / (1.0f + expf(-g))) * up[o + i];
+        }
     }
 }
 
@@ -461,25 +466,27 @@ struct ew_task {
     struct backend_cpu *c;
     float *out;
     const float *a, *b;
-    int64_t n;
+    int64_t n, n_cols;
 };
 
 static void silu_mul_task(void *p, int ith, int nth)
 {
     struct ew_task *t = p;
     int64_t lo, hi;
-    split_range(t->n, ith, nth, 16, &lo, &hi);
-    silu_mul_range(t->c, t->out, t->a, t->b, lo, hi);
+    split_range(t->n, ith, nth, 1, &lo, &hi);
+    silu_mul_rows(t->c, t->out, t->a, t->b, lo, hi, t->n_cols);
 }
 
 static void cpu_silu_mul(struct backend *be, float *out, const float *gate, const float *up,
-                         int64_t n)
+                         int64_t n_rows, int64_t n_cols)
 {
     struct backend_cpu *c = cpu(be);
-    struct ew_task t = {c, out, gate, up, n};
-    int nt = cpu_threads_elems(c, n * 4);
+    struct ew_task t = {c, out, gate, up, n_rows, n_cols};
+    int nt = cpu_threads_elems(c, n_rows * n_cols * 4);
+    if (nt > n_rows)
+        nt = (int)n_rows;
     if (nt <= 1)
-        silu_mul_range(c, out, gate, up, 0, n);
+        silu_mul_rows(c, out, gate, up, 0, n_rows, n_cols);
     else
         threadpool_run(c->pool, nt, silu_mul_task, &t);
 }
@@ -501,7 +508,7 @@ static void add_task(void *p, int ith, int nth)
 static void cpu_add(struct backend *be, float *out, const float *a, const float *b, int64_t n)
 {
     struct backend_cpu *c = cpu(be);
-    struct ew_task t = {c, out, a, b, n};
+    struct ew_task t = {c, out, a, b, n, 0};
     int nt = cpu_threads_elems(c, n);
     if (nt <= 1)
         add_range(out, a, b, 0, n);
@@ -518,7 +525,10 @@ static void cpu_gather_rows(struct backend *be, float *out, const float *x, cons
                 (size_t)n_cols * sizeof(float));
 }
 
-/* ---- RoPE (llama.cpp's rope cache: theta multiplied by theta_scale pair by pair, in float) ---- */
+/* ---- RoPE (llama.cpp's rope cache: theta multiplied by theta_scale pair by pair, in float;
+ * the rotation with ggml's expressions as GCC contracts them with -ffp-contract=fast, its
+ * default for ggml's gnu11 C: measured, every F16/F32 prompt row of the references matches
+ * bit for bit only so) ---- */
 
 struct rope_task {
     struct backend_cpu *c;
@@ -555,14 +565,17 @@ static void rope_rows(struct backend_cpu *c, float *x, int32_t r0, int32_t r1, i
                 for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
                     const int32_t ic = i0 / 2;
                     const float x0 = v[ic], x1 = v[ic + half];
-                    v[ic] = x0 * cache[i0] - x1 * cache[i0 + 1];
-                    v[ic + half] = x0 * cache[i0 + 1] + x1 * cache[i0];
+                    /* fused as the compiler of the reference build contracted ggml's
+                     * x0*cos - x1*sin (the first product fused, the second rounded) */
+                    v[ic] = fmaf(x0, cache[i0], -(x1 * cache[i0 + 1]));
+                    v[ic + half] = fmaf(x0, cache[i0 + 1], x1 * cache[i0]);
                 }
             } else {
                 for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
                     const float x0 = v[i0], x1 = v[i0 + 1];
-                    v[i0] = x0 * cache[i0] - x1 * cache[i0 + 1];
-                    v[i0 + 1] = x0 * cache[i0 + 1] + x1 * cache[i0];
+                    /* as above: llama.cpp's bits need this contraction */
+                    v[i0] = fmaf(x0, cache[i0], -(x1 * cache[i0 + 1]));
+                    v[i0 + 1] = fmaf(x0, cache[i0 + 1], x1 * cache[i0]);
                 }
             }
         }
@@ -605,7 +618,8 @@ struct matmul_task {
     size_t act_row;
     const float *bias;
     int64_t chunk_rows;
-    bool x16; /* w is repacked (quant_x16.h) */
+    bool x16;               /* w is repacked (quant_x16.h) */
+    const uint8_t *prefill; /* [n] row roles, or NULL where the weight has one order only */
 };
 
 /* rows [r0, r1) of the output for every column */
@@ -615,7 +629,16 @@ static void matmul_rows(struct matmul_task *t, int64_t r0, int64_t r1)
     const size_t w_row = t->w->nb[1];
     const uint8_t *wd = t->w->data;
     const uint8_t *act = t->c->act;
-    if (t->k->gemm) {
+    if (t->prefill) {
+        /* runs of rows with one role, each in its own order (see forward_batch.prefill) */
+        for (int32_t c0 = 0, c1; c0 < t->n; c0 = c1) {
+            for (c1 = c0 + 1; c1 < t->n && t->prefill[c1] == t->prefill[c0]; c1++)
+                ;
+            const quant_gemm_fn g = t->prefill[c0] ? t->k->gemm_pp : t->k->gemm;
+            g(n_in, wd + (size_t)r0 * w_row, w_row, r1 - r0, act + (size_t)c0 * t->act_row,
+              t->act_row, c1 - c0, t->out + (size_t)c0 * (size_t)n_out + r0, 1, (size_t)n_out);
+        }
+    } else if (t->k->gemm) {
         t->k->gemm(n_in, wd + (size_t)r0 * w_row, w_row, r1 - r0, act, t->act_row, t->n,
                    t->out + r0, 1, (size_t)n_out);
     } else {
@@ -688,7 +711,7 @@ static void matmul_chunk(void *p, int64_t chunk, int i_thread)
  * row chunks dynamically (on a shared machine one core is often slower; a static split would
  * make the other wait). */
 static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, const float *x,
-                       int32_t n, const struct tensor *bias)
+                       int32_t n, const struct tensor *bias, const uint8_t *prefill)
 {
     struct backend_cpu *c = cpu(be);
     const struct quant_kernels *k = quant_get_kernels(w->dtype, c->simd);
@@ -716,6 +739,12 @@ static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, c
             c->aux_cap = aux_need;
         }
     }
+    /* llamafile's sgemm takes a prompt pass's product when k is a multiple of its step and the
+     * weight's row count of 4 (tinyBLAS::matmul); otherwise llama.cpp uses vec_dot there too */
+    if (prefill && k->gemm_pp && k->gemm && n_in % k->pp_align == 0 && n_out % 4 == 0)
+        for (int32_t i = 0; i < n && !t.prefill; i++)
+            if (prefill[i])
+                t.prefill = prefill;
     if (nt > 1 && n > MM_QUANT_ROWS)
         threadpool_run_chunks(c->pool, nt, (n + MM_QUANT_ROWS - 1) / MM_QUANT_ROWS,
                               matmul_quantize_chunk, &t);
@@ -795,141 +824,140 @@ __attribute__((target("avx2,fma,f16c"))) static void axpy_f16_avx2(float *y, flo
 #endif
 
 #if defined(__x86_64__)
-TGT512 static inline float dot_f16_512(const float *q, const uint16_t *k, int n)
+/* _mm512_reduce_add_ps as GCC expands it: halves, quarters, then (0+2, 1+3), then 0+1 */
+TGT512 static inline float hsum16_512(__m512 v)
 {
-    __m512 acc = _mm512_setzero_ps();
-    for (int i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        const __m512 kv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i));
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), kv, acc);
-    }
-    return _mm512_reduce_add_ps(acc);
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
-TGT512 static inline void axpy_f16_512(float *y, float a, const uint16_t *v, int n)
+/* the same fold applied lane-wise to 16 rows of n floats: out[d] = hsum16 of (a[0][d] ..
+ * a[15][d]) with the additions in hsum16_512's order; a is overwritten */
+TGT512 static void fold16_rows(float *a, size_t stride, int32_t n, float *out)
 {
-    const __m512 av = _mm512_set1_ps(a);
-    for (int i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        const __m512 vv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v + i));
-        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, vv, _mm512_maskz_loadu_ps(m, y + i)));
+    for (int32_t d = 0; d < n; d += 16) {
+        const __mmask16 m = n - d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - d)) - 1);
+        __m512 v[16];
+        for (int l = 0; l < 16; l++)
+            v[l] = _mm512_maskz_loadu_ps(m, a + (size_t)l * stride + d);
+        for (int l = 0; l < 8; l++)
+            v[l] = _mm512_add_ps(v[l], v[l + 8]);
+        for (int l = 0; l < 4; l++)
+            v[l] = _mm512_add_ps(v[l], v[l + 4]);
+        v[0] = _mm512_add_ps(v[0], v[2]);
+        v[1] = _mm512_add_ps(v[1], v[3]);
+        _mm512_mask_storeu_ps(out + d, m, _mm512_add_ps(v[0], v[1]));
     }
 }
 
-/* 16 vectors -> one vector of their 16 horizontal sums, in order */
-TGT512 static inline __m512 reduce16(const __m512 v[16])
-{
-    __m512 a[8], b[4];
-    for (int i = 0; i < 8; i++)
-        a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
-                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
-    for (int i = 0; i < 4; i++) {
-        const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
-        b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
-    const __m512 d01 = _mm512_add_ps(_mm512_shuffle_f32x4(b[0], b[1], 0x44),
-                                     _mm512_shuffle_f32x4(b[0], b[1], 0xEE));
-    const __m512 d23 = _mm512_add_ps(_mm512_shuffle_f32x4(b[2], b[3], 0x44),
-                                     _mm512_shuffle_f32x4(b[2], b[3], 0xEE));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(d01, d23, 0x88), _mm512_shuffle_f32x4(d01, d23, 0xDD));
-}
+#define ATTN_MAX_HD 256
 
-/* one (row, head) of F16-cache attention with AVX-512 for head_dim = 16 * NV: q and the output
- * stay in registers; the scores of 16 keys are reduced together. Keys come in runs of 16 from
- * one cache block (block sizes are multiples of 16 here), so a run is contiguous slots. */
-#define ATTN_KEY_PTR(base, j)                                                                      \
-    ((const uint16_t *)(const void *)((base) +                                                     \
-                                      (((size_t)bt[(j) / bs] * (size_t)bs + (size_t)((j) % bs)) *  \
-                                           kv_dim + head_off) * 2))
-static inline __attribute__((always_inline, target("avx512f,avx512dq,avx512vl,avx512bw,f16c,fma"))) void
-attn_head_body(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs, size_t kv_dim,
-               size_t head_off, const float *qr, int32_t pos, float scale, float *scores, float *o,
-               const int nv, const __mmask16 lm)
+/* One (row, head) of attention over the F16 cache, as llama.cpp's non-flash graph computes it:
+ * kq = mul_mat(K, q) (q rounded to F16), softmax_ext(kq * scale + mask), kqv = mul_mat(V^T,
+ * softmax rounded to F16), over n_kv = the used cells padded to 32, the padding masked out
+ * (weight 0). Each product in the row's order (forward_batch.prefill): a prompt row's products
+ * go through tinyBLAS (one 16-lane accumulator, then the lane fold) where it applies (head_dim
+ * % 16 for kq; always for kqv, n_kv being a multiple of 32), else ggml's F16 vec_dot: 64 per
+ * step in 4 accumulators, then the n % 64 rest added in double. The softmax sums each 16 exps
+ * in float (hsum16) and those sums in double. */
+TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int32_t *bt,
+                                  int32_t bs, size_t kv_dim, size_t head_off, const float *qr,
+                                  int32_t hd, int32_t pos, float scale, bool pp, float *scores,
+                                  float *o)
 {
-    /* vector v < nv - 1 is full; the last one holds lm's lanes (head_dim 8: nv 1, lm 0xFF) */
-#define LD_KV(p, v)                                                                                \
-    _mm512_cvtph_ps((v) == nv - 1 ? _mm256_maskz_loadu_epi16(lm, (p) + 16 * (v))                 \
-                                  : _mm256_loadu_si256((const __m256i *)(const void *)((p) + 16 * (v))))
-    __m512 q[8], acc[8];
-    for (int v = 0; v < nv; v++) {
-        q[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? lm : (__mmask16)0xFFFF, qr + 16 * v);
-        acc[v] = _mm512_setzero_ps();
-    }
     const int32_t n_keys = pos + 1;
-    const size_t step = kv_dim * 2; /* bytes between consecutive slots */
-    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    const int32_t n_kv = (n_keys + 31) & ~31;
+#define KV_ROW(base, j)                                                                            \
+    ((const uint16_t *)(const void *)((base) + (((size_t)bt[(j) / bs] * (size_t)bs +              \
+                                                 (size_t)((j) % bs)) * kv_dim + head_off) * 2))
+    /* kq */
+    const bool kq_pp = pp && hd % 16 == 0;
+    const int32_t kq_np = kq_pp ? hd : (hd & ~63);
+    float max = -INFINITY;
+    for (int32_t j = 0; j < n_keys; j++) {
+        const uint16_t *kr = KV_ROW(K, j);
+        float s;
+        if (kq_pp) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int32_t i = 0; i < hd; i += 16)
+                acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(kr + i))),
+                                      _mm512_loadu_ps(qr + i), acc);
+            s = hsum16_512(acc);
+        } else {
+            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                             _mm512_setzero_ps()};
+            for (int32_t i = 0; i < kq_np; i += 64)
+                for (int u = 0; u < 4; u++)
+                    acc[u] = _mm512_fmadd_ps(
+                        _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(kr + i + 16 * u))),
+                        _mm512_loadu_ps(qr + i + 16 * u), acc[u]);
+            double sd = (double)hsum16_512(_mm512_add_ps(_mm512_add_ps(acc[0], acc[2]),
+                                                         _mm512_add_ps(acc[1], acc[3])));
+            for (int32_t i = kq_np; i < hd; i++)
+                sd += (double)(fp16_to_fp32(kr[i]) * qr[i]);
+            s = (float)sd;
+        }
+        s *= scale;
+        scores[j] = s;
+        max = s > max ? s : max;
+    }
+    /* softmax */
+    double sum = 0.0;
     for (int32_t j0 = 0; j0 < n_keys; j0 += 16) {
         const int nk = n_keys - j0 < 16 ? n_keys - j0 : 16;
-        const uint8_t *kp = (const uint8_t *)ATTN_KEY_PTR(K, j0);
-        __m512 d[16];
-        _Pragma("GCC unroll 16") for (int kk = 0; kk < 16; kk++)
-        {
-            /* past the last key: recompute the last one (masked out below) */
-            const uint16_t *kr = (const uint16_t *)(const void *)(kp + (size_t)(kk < nk ? kk : nk - 1) * step);
-            __m512 t = _mm512_mul_ps(q[0], LD_KV(kr, 0));
-            for (int v = 1; v < nv; v++)
-                t = _mm512_fmadd_ps(q[v], LD_KV(kr, v), t);
-            d[kk] = t;
-        }
         const __mmask16 m = (__mmask16)((1u << nk) - 1);
-        const __m512 sv = _mm512_mul_ps(reduce16(d), _mm512_set1_ps(scale));
-        _mm512_mask_storeu_ps(scores + j0, m, sv);
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, sv);
+        const __m512 e = _mm512_maskz_mov_ps(
+            m, expf_ggml(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(max))));
+        _mm512_mask_storeu_ps(scores + j0, m, e);
+        sum += (double)hsum16_512(e);
     }
-    const float max = _mm512_reduce_max_ps(vmax);
-    exp_sub_avx512(scores, n_keys, max);
-    double sum = 0.0;
-    for (int32_t j = 0; j < n_keys; j++)
-        sum += (double)scores[j];
     const float inv = (float)(1.0 / sum);
     for (int32_t j0 = 0; j0 < n_keys; j0 += 16) {
         const int nk = n_keys - j0 < 16 ? n_keys - j0 : 16;
         const __mmask16 m = (__mmask16)((1u << nk) - 1);
-        /* softmax weights rounded to F16 (as llama.cpp's F16 V product) */
-        const __m512 wv = _mm512_cvtph_ps(_mm512_cvtps_ph(
-            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(inv)),
-            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        float w16[16];
-        _mm512_storeu_ps(w16, wv);
-        const uint8_t *vp = (const uint8_t *)ATTN_KEY_PTR(V, j0);
-        for (int kk = 0; kk < nk; kk++) {
-            const uint16_t *vr = (const uint16_t *)(const void *)(vp + (size_t)kk * step);
-            const __m512 w = _mm512_set1_ps(w16[kk]);
-            for (int v = 0; v < nv; v++)
-                acc[v] = _mm512_fmadd_ps(w, LD_KV(vr, v), acc[v]);
+        const __m512 w = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(inv));
+        _mm512_mask_storeu_ps(scores + j0, m, _mm512_cvtph_ps(_mm512_cvtps_ph(
+                                                  w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    }
+    /* kqv: lane accumulators acc[slot][d] (slot = key % 16 for tinyBLAS, key % 64 for vec_dot) */
+    _Alignas(64) float acc[64 * ATTN_MAX_HD];
+    const bool kv_pp = pp && hd % 4 == 0;
+    const int32_t n_slots = kv_pp ? 16 : 64;
+    const int32_t kv_np = kv_pp ? n_kv : (n_kv & ~63);
+    const size_t st = (size_t)hd;
+    memset(acc, 0, sizeof(float) * (size_t)n_slots * st);
+    const int32_t n_simd = n_keys < kv_np ? n_keys : kv_np;
+    for (int32_t j = 0; j < n_simd; j++) {
+        const uint16_t *vr = KV_ROW(V, j);
+        const __m512 w = _mm512_set1_ps(scores[j]);
+        float *ar = acc + (size_t)(j % n_slots) * st;
+        for (int32_t d = 0; d < hd; d += 16) {
+            const __mmask16 m = hd - d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (hd - d)) - 1);
+            const __m512 vv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, vr + d));
+            _mm512_mask_storeu_ps(ar + d, m, _mm512_fmadd_ps(vv, w, _mm512_maskz_loadu_ps(m, ar + d)));
         }
     }
-    for (int v = 0; v < nv; v++)
-        _mm512_mask_storeu_ps(o + 16 * v, v == nv - 1 ? lm : (__mmask16)0xFFFF, acc[v]);
-#undef LD_KV
-}
-
-#define ATTN_HEAD(HD, NV, LM)                                                                      \
-    TGT512 static void attn_head_##HD(const uint8_t *K, const uint8_t *V, const int32_t *bt,       \
-                                      int32_t bs, size_t kv_dim, size_t head_off, const float *qr, \
-                                      int32_t pos, float scale, float *scores, float *o)           \
-    {                                                                                              \
-        attn_head_body(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o, NV, LM);         \
+    if (!kv_pp) /* sum0 += sum2, sum1 += sum3, sum0 += sum1 (slots 16u + l) */
+        for (int u = 0; u < 2; u++)
+            for (int32_t i = 0; i < 16 * hd; i++)
+                acc[(size_t)u * 16 * st + (size_t)i] += acc[(size_t)(u + 2) * 16 * st + (size_t)i];
+    if (!kv_pp)
+        for (int32_t i = 0; i < 16 * hd; i++)
+            acc[i] += acc[16 * st + (size_t)i];
+    fold16_rows(acc, st, hd, o);
+    if (!kv_pp && n_keys > kv_np) {
+        /* the vec_dot leftovers, key by key into a double per output */
+        for (int32_t d = 0; d < hd; d++) {
+            double sd = (double)o[d];
+            for (int32_t j = kv_np; j < n_keys; j++)
+                sd += (double)(scores[j] * fp16_to_fp32(KV_ROW(V, j)[d]));
+            o[d] = (float)sd;
+        }
     }
-ATTN_HEAD(8, 1, 0xFF)
-ATTN_HEAD(16, 1, 0xFFFF)
-ATTN_HEAD(32, 2, 0xFFFF)
-ATTN_HEAD(64, 4, 0xFFFF)
-ATTN_HEAD(128, 8, 0xFFFF)
-
-TGT512 static bool attn_head_512(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs,
-                                 size_t kv_dim, size_t head_off, const float *qr, int32_t hd,
-                                 int32_t pos, float scale, float *scores, float *o)
-{
-    switch (hd) {
-    case 8: attn_head_8(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
-    case 16: attn_head_16(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
-    case 32: attn_head_32(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
-    case 64: attn_head_64(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
-    case 128: attn_head_128(K, V, bt, bs, kv_dim, head_off, qr, pos, scale, scores, o); return true;
-    default: return false;
-    }
+#undef KV_ROW
 }
 #endif
 
@@ -968,10 +996,12 @@ static void attn_task(void *p, int ith, int nth)
         for (int32_t i = 0; i < hd; i++)
             qr[i] = kv_round(c, q[i]);
 #if defined(__x86_64__)
-        if (c->kv_elem == 2 && cpu_has_avx512(c) && bs % 16 == 0 &&
-            attn_head_512(K, V, bt, bs, kv_dim, (size_t)kvh * hd, qr, hd, pos, ap->scale, scores,
-                          t->out + ((size_t)row * n_head + h) * hd))
+        if (c->kv_elem == 2 && cpu_has_avx512(c) && hd <= ATTN_MAX_HD) {
+            const bool pp = b->prefill && b->prefill[row];
+            attn_head_ggml(K, V, bt, bs, kv_dim, (size_t)kvh * hd, qr, hd, pos, ap->scale, pp,
+                           scores, t->out + ((size_t)row * n_head + h) * hd);
             continue;
+        }
 #endif
         float max = -INFINITY;
         for (int32_t j = 0; j <= pos; j++) {

@@ -774,8 +774,9 @@ static void cuda_rmsnorm(struct backend *be, float *out, const float *x, const s
 }
 
 static void cuda_matmul(struct backend *be, float *out, const struct tensor *w, const float *x,
-                        int32_t n, const struct tensor *bias)
+                        int32_t n, const struct tensor *bias, const uint8_t *prefill)
 {
+    CND_UNUSED(prefill); /* one summation order on the GPU */
     struct cuda_be *c = cb(be);
     const int dt = (int)w->dtype;
     const int64_t K = w->ne[0], N = w->ne[1];
@@ -903,11 +904,11 @@ static void cuda_attention(struct backend *be, int32_t layer, const float *q, co
 }
 
 static void cuda_silu_mul(struct backend *be, float *out, const float *gate, const float *up,
-                          int64_t n)
+                          int64_t n_rows, int64_t n_cols)
 {
     struct op *o = push(cb(be), run_silu_mul);
     o->p[0] = UP(out), o->p[1] = UP(gate), o->p[2] = UP(up);
-    o->i[0] = n;
+    o->i[0] = n_rows * n_cols;
 }
 
 static void cuda_add(struct backend *be, float *out, const float *a, const float *b, int64_t n)

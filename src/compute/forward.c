@@ -26,6 +26,7 @@ struct forward_ctx {
     /* backend buffers, [max_tokens, dim] each */
     float *x, *h, *q, *k, *v, *attn, *gate, *up, *out_h, *logits;
     int32_t *tokens_dev;
+    uint8_t *out_prefill; /* host: the prefill flags of the logits rows */
     float *rope_freqs; /* backend copy of the optional frequency factors */
 };
 
@@ -60,6 +61,7 @@ struct forward_ctx *forward_ctx_create(const struct model *m, struct backend *be
     fc->out_h = fc_alloc(fc, T * (size_t)hp->n_embd * f, &ok);
     fc->logits = fc_alloc(fc, T * (size_t)hp->n_vocab * f, &ok);
     fc->tokens_dev = fc_alloc(fc, T * sizeof(int32_t), &ok);
+    fc->out_prefill = xcalloc(T, 1);
     if (ok && m->rope_freqs.data) {
         size_t n = (size_t)m->rope_freqs.ne[0] * f;
         fc->rope_freqs = fc_alloc(fc, n, &ok);
@@ -85,6 +87,7 @@ void forward_ctx_destroy(struct forward_ctx *fc)
     for (size_t i = 0; i < ARRAY_SIZE(bufs); i++)
         if (bufs[i])
             be->ops->free(be, bufs[i]);
+    free(fc->out_prefill);
     free(fc);
 }
 
@@ -129,9 +132,9 @@ static int forward_slice(struct forward_ctx *fc, const struct forward_batch *b, 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const struct model_layer *L = &m->layers[l];
         ops->rmsnorm(be, fc->h, fc->x, W(fc, &L->attn_norm), n, n_embd, hp->rms_eps);
-        ops->matmul(be, fc->q, W(fc, &L->wq), fc->h, n, W(fc, &L->bq));
-        ops->matmul(be, fc->k, W(fc, &L->wk), fc->h, n, W(fc, &L->bk));
-        ops->matmul(be, fc->v, W(fc, &L->wv), fc->h, n, W(fc, &L->bv));
+        ops->matmul(be, fc->q, W(fc, &L->wq), fc->h, n, W(fc, &L->bq), b->prefill);
+        ops->matmul(be, fc->k, W(fc, &L->wk), fc->h, n, W(fc, &L->bk), b->prefill);
+        ops->matmul(be, fc->v, W(fc, &L->wv), fc->h, n, W(fc, &L->bv), b->prefill);
         if (L->attn_q_norm.data) {
             ops->rmsnorm(be, fc->q, fc->q, W(fc, &L->attn_q_norm), n * hp->n_head, hd, hp->rms_eps);
             ops->rmsnorm(be, fc->k, fc->k, W(fc, &L->attn_k_norm), n * hp->n_head_kv, hd,
@@ -140,14 +143,14 @@ static int forward_slice(struct forward_ctx *fc, const struct forward_batch *b, 
         ops->rope(be, fc->q, n, hp->n_head, &rp);
         ops->rope(be, fc->k, n, hp->n_head_kv, &rp);
         ops->attention(be, l, fc->q, fc->k, fc->v, fc->attn, &ap);
-        ops->matmul(be, fc->h, W(fc, &L->wo), fc->attn, n, NULL);
+        ops->matmul(be, fc->h, W(fc, &L->wo), fc->attn, n, NULL, b->prefill);
         ops->add(be, fc->x, fc->x, fc->h, (int64_t)n * n_embd);
 
         ops->rmsnorm(be, fc->h, fc->x, W(fc, &L->ffn_norm), n, n_embd, hp->rms_eps);
-        ops->matmul(be, fc->gate, W(fc, &L->ffn_gate), fc->h, n, NULL);
-        ops->matmul(be, fc->up, W(fc, &L->ffn_up), fc->h, n, NULL);
-        ops->silu_mul(be, fc->gate, fc->gate, fc->up, (int64_t)n * hp->n_ff);
-        ops->matmul(be, fc->h, W(fc, &L->ffn_down), fc->gate, n, NULL);
+        ops->matmul(be, fc->gate, W(fc, &L->ffn_gate), fc->h, n, NULL, b->prefill);
+        ops->matmul(be, fc->up, W(fc, &L->ffn_up), fc->h, n, NULL, b->prefill);
+        ops->silu_mul(be, fc->gate, fc->gate, fc->up, n, hp->n_ff);
+        ops->matmul(be, fc->h, W(fc, &L->ffn_down), fc->gate, n, NULL, b->prefill);
         ops->add(be, fc->x, fc->x, fc->h, (int64_t)n * n_embd);
     }
     (void)n_q, (void)n_kv;
@@ -156,7 +159,13 @@ static int forward_slice(struct forward_ctx *fc, const struct forward_batch *b, 
     ops->gather_rows(be, fc->out_h, fc->x, b->out_rows, b->n_out, n_embd);
     ops->rmsnorm(be, fc->out_h, fc->out_h, W(fc, &m->output_norm), b->n_out, n_embd,
                  hp->rms_eps);
-    ops->matmul(be, fc->logits, W(fc, &m->output), fc->out_h, b->n_out, NULL);
+    const uint8_t *out_prefill = NULL;
+    if (b->prefill) {
+        for (int32_t i = 0; i < b->n_out; i++)
+            fc->out_prefill[i] = b->prefill[b->out_rows[i]];
+        out_prefill = fc->out_prefill;
+    }
+    ops->matmul(be, fc->logits, W(fc, &m->output), fc->out_h, b->n_out, NULL, out_prefill);
     rc = ops->download(be, logits, fc->logits, (size_t)b->n_out * (size_t)hp->n_vocab * sizeof(float));
     if (rc != 0)
         return rc;
@@ -188,6 +197,7 @@ int forward_run(struct forward_ctx *fc, const struct forward_batch *b, float *lo
             .block_tables = b->block_tables,
             .n_out = n_out,
             .out_rows = rows,
+            .prefill = b->prefill ? b->prefill + start : NULL,
         };
         rc = forward_slice(fc, &s, logits + (size_t)first_out * (size_t)fc->m->hp.n_vocab);
     }

@@ -79,6 +79,16 @@ static enum quant_simd cpu_level(void)
 #endif
 }
 
+static bool cpu_has_bf16(void)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(__clang__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16");
+#else
+    return false;
+#endif
+}
+
 static enum quant_simd detected;
 static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 
@@ -121,7 +131,7 @@ static void tables_init(void)
             if (lv >= QUANT_SIMD_AVX2)
                 quant_avx2_fill(t, k);
             if (lv >= QUANT_SIMD_AVX512)
-                quant_avx512_fill(t, k, lv >= QUANT_SIMD_AVX512_VNNI);
+                quant_avx512_fill(t, k, lv >= QUANT_SIMD_AVX512_VNNI, cpu_has_bf16());
         }
     }
 }

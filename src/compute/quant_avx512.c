@@ -10,6 +10,7 @@
  * saturation) then vpdpwssd with the sub-block scales. */
 #include "cinder/quant.h"
 #include "quant_internal.h"
+#include "cinder/fp16.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -40,7 +41,65 @@ KINL_F float hsum16(__m512 v)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* float types: 32 elements per step (two FMAs, one accumulator add), masked tail */
+/* float types */
+
+/* direct R x C tile kernels (no activation preparation) over 4 x 4 blocks */
+#define DK_CASE(kern, R, C)                                                                        \
+    case (R - 1) * 4 + (C - 1):                                                                    \
+        kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,   \
+             ocs, R, C);                                                                           \
+        break;
+#define DEFINE_DIRECT_GEMM(TGT, name, kern)                                                        \
+    TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va, \
+                                size_t as, int64_t nc, float *out, size_t ors, size_t ocs)         \
+    {                                                                                              \
+        const uint8_t *w = vw, *a = va;                                                            \
+        for (int64_t c0 = 0; c0 < nc; c0 += 4)                                                     \
+            for (int64_t r0 = 0; r0 < nr; r0 += 4) {                                               \
+                const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;                                   \
+                const int C = nc - c0 < 4 ? (int)(nc - c0) : 4;                                    \
+                switch ((R - 1) * 4 + (C - 1)) {                                                   \
+                    DK_CASE(kern, 1, 1) DK_CASE(kern, 1, 2) DK_CASE(kern, 1, 3)                    \
+                    DK_CASE(kern, 1, 4) DK_CASE(kern, 2, 1) DK_CASE(kern, 2, 2)                    \
+                    DK_CASE(kern, 2, 3) DK_CASE(kern, 2, 4) DK_CASE(kern, 3, 1)                    \
+                    DK_CASE(kern, 3, 2) DK_CASE(kern, 3, 3) DK_CASE(kern, 3, 4)                    \
+                    DK_CASE(kern, 4, 1) DK_CASE(kern, 4, 2) DK_CASE(kern, 4, 3)                    \
+                    DK_CASE(kern, 4, 4)                                                            \
+                default: break;                                                                    \
+                }                                                                                  \
+            }                                                                                      \
+    }                                                                                              \
+    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
+    {                                                                                              \
+        float o;                                                                                   \
+        name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
+        return o;                                                                                  \
+    }                                                                                              \
+    TGT static CND_MAYBE_UNUSED void name##_tile(int64_t n, const void *w, size_t ws, int nr,     \
+                                                 const void *a, size_t as, int nc, float *out,    \
+                                                 size_t os)                                       \
+    {                                                                                              \
+        name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
+    }
+
+/* The float types follow llama.cpp's own summation orders on AVX-512 (ggml-cpu at 2025-02, the
+ * reference build), so that our logits agree with its references to the last bit where the
+ * inputs do. It has two, and which one a product gets depends on the pass, not on the data:
+ *
+ * vec_dot order (ggml_vec_dot_f32/_f16, used for single-token steps): 64 elements per step in
+ * four 16-lane accumulators (slice j of each step into acc[j], acc = fma(w, a, acc)), reduced
+ * as (acc0 + acc2) + (acc1 + acc3) then the 16 lanes as _mm512_reduce_add_ps does (hsum16);
+ * the n % 64 elements left are then added one at a time: F32 into the float sum, F16 as float
+ * products into a double. BF16 (ggml_vec_dot_bf16 with AVX512-BF16): two vdpbf16ps
+ * accumulators over the halves of each 64-element step, each reduced and added to a double,
+ * then the leftover products one at a time.
+ *
+ * prompt order (llamafile's tinyBLAS, used when a pass has two or more tokens and k is a
+ * multiple of its step): one 16-lane accumulator per output, acc = fma(w, a, acc) per 16
+ * elements (BF16: acc = vdpbf16ps(acc, w, a) per 32), then hsum16. See the *_pp kernels.
+ *
+ * vec_dot, vec_dot_tile and gemm of each order are one tile driver, so every shape is
+ * bit-identical to vec_dot. */
 
 KINL_F __m512 ld16_f32(const uint8_t *p, __mmask16 m)
 {
@@ -56,6 +115,209 @@ KINL_F __m512 ld16_bf16(const uint8_t *p, __mmask16 m)
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
+static inline float sc_f32(const uint8_t *p)
+{
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+static inline float sc_f16(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return fp16_to_fp32(h);
+}
+static inline float sc_bf16(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* (acc0 + acc2) + (acc1 + acc3), then the lanes: GGML_F32x16_REDUCE */
+KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
+{
+    return hsum16(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
+}
+
+/* vec_dot order for an R x C tile (R, C <= 4): the four accumulator chains of a pair are
+ * independent, so they are computed one after the other, slice j of every 64-element step in
+ * pass j, with 16 accumulators live (as many FMAs per load as a one-accumulator tile); the
+ * partial vectors wait in part[][][] until the reduction. F32's leftovers go into the float sum
+ * as fma(w, a, sum) (ggml's `sumf += x[i]*y[i]` as GCC contracts it), F16's as float products
+ * into a double. */
+#define VD_KERNEL(kname, ES, LOAD, TAIL)                                                           \
+    KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,        \
+                      float *out, size_t os, size_t ocs, const int R, const int C)                 \
+    {                                                                                              \
+        __m512 part[4][4][4];                                                                      \
+        const __mmask16 all = 0xFFFF;                                                              \
+        const int64_t np = n & ~(int64_t)63;                                                       \
+        for (int j = 0; j < 4; j++) {                                                              \
+            __m512 acc[4][4];                                                                      \
+            UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm512_setzero_ps();                             \
+            for (int64_t i = 16 * j; i < np; i += 64) {                                            \
+                __m512 wv[4];                                                                      \
+                UNROLL FOR_R wv[r] = LOAD(w + r * ws + i * ES, all);                               \
+                UNROLL FOR_C                                                                       \
+                {                                                                                  \
+                    const __m512 av = LOAD(a + c * as + i * ES, all);                              \
+                    UNROLL FOR_R acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);                \
+                }                                                                                  \
+            }                                                                                      \
+            UNROLL FOR_R UNROLL FOR_C part[j][r][c] = acc[r][c];                                   \
+        }                                                                                          \
+        UNROLL FOR_R UNROLL FOR_C                                                                  \
+        {                                                                                          \
+            const float h = reduce4x16(part[0][r][c], part[1][r][c], part[2][r][c],                \
+                                       part[3][r][c]);                                             \
+            const uint8_t *wr = w + r * ws, *ac = a + c * as;                                      \
+            TAIL                                                                                   \
+        }                                                                                          \
+    }
+
+#define VD_TAIL_F32                                                                                \
+    float s = h;                                                                                   \
+    for (int64_t i = np; i < n; i++)                                                               \
+        s = fmaf(sc_f32(wr + 4 * i), sc_f32(ac + 4 * i), s);                                      \
+    out[r * os + c * ocs] = s;
+#define VD_TAIL_F16                                                                                \
+    double s = (double)h;                                                                          \
+    for (int64_t i = np; i < n; i++)                                                               \
+        s += (double)(sc_f16(wr + 2 * i) * sc_f16(ac + 2 * i));                                    \
+    out[r * os + c * ocs] = (float)s;
+
+VD_KERNEL(k_f32_vd, 4, ld16_f32, VD_TAIL_F32)
+VD_KERNEL(k_f16_vd, 2, ld16_f16, VD_TAIL_F16)
+DEFINE_DIRECT_GEMM(TGT_F, f32, k_f32_vd)
+DEFINE_DIRECT_GEMM(TGT_F, f16vd, k_f16_vd)
+
+/* tiles of up to 2 rows x 3 columns (BF16's two accumulators per pair); any nr, nc */
+#define VD_CASE(kern, R, C)                                                                        \
+    case (R - 1) * 4 + (C - 1):                                                                    \
+        kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,   \
+             ocs, R, C);                                                                           \
+        break;
+#define DEFINE_VD_GEMM(TGT, name, kern)                                                            \
+    TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va, \
+                                size_t as, int64_t nc, float *out, size_t ors, size_t ocs)         \
+    {                                                                                              \
+        const uint8_t *w = vw, *a = va;                                                            \
+        for (int64_t c0 = 0; c0 < nc; c0 += 3)                                                     \
+            for (int64_t r0 = 0; r0 < nr; r0 += 2) {                                               \
+                const int R = nr - r0 < 2 ? (int)(nr - r0) : 2;                                   \
+                const int C = nc - c0 < 3 ? (int)(nc - c0) : 3;                                    \
+                switch ((R - 1) * 4 + (C - 1)) {                                                   \
+                    VD_CASE(kern, 1, 1) VD_CASE(kern, 1, 2) VD_CASE(kern, 1, 3)                    \
+                    VD_CASE(kern, 2, 1) VD_CASE(kern, 2, 2) VD_CASE(kern, 2, 3)                    \
+                default: break;                                                                    \
+                }                                                                                  \
+            }                                                                                      \
+    }                                                                                              \
+    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
+    {                                                                                              \
+        float o;                                                                                   \
+        name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
+        return o;                                                                                  \
+    }                                                                                              \
+    TGT static CND_MAYBE_UNUSED void name##_tile(int64_t n, const void *w, size_t ws, int nr,     \
+                                                 const void *a, size_t as, int nc, float *out,    \
+                                                 size_t os)                                       \
+    {                                                                                              \
+        name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
+    }
+
+/* prompt order, F32 (tinyBLAS<16, __m512>): one accumulator per pair; a partial last step
+ * (k % 16 != 0, where llama.cpp would not use this order) is masked */
+KINL_F void k_f32_pp(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,
+                     float *out, size_t os, size_t ocs, const int R, const int C)
+{
+    __m512 acc[4][4];
+    UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 wv[4];
+        UNROLL FOR_R wv[r] = ld16_f32(w + r * ws + i * 4, m);
+        UNROLL FOR_C
+        {
+            const __m512 av = ld16_f32(a + c * as + i * 4, m);
+            UNROLL FOR_R acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);
+        }
+    }
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = hsum16(acc[r][c]);
+}
+DEFINE_DIRECT_GEMM(TGT_F, f32pp, k_f32_pp)
+
+/* ---- BF16 with AVX512-BF16 (vdpbf16ps: per lane, acc += w[2l+1]a[2l+1] then w[2l]a[2l],
+ * products exact, DAZ/FTZ). Without it the older two-FMA kernel below is used. ---- */
+
+#define TGT_B __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma")))
+#define KINL_B                                                                                     \
+    static inline __attribute__((always_inline,                                                    \
+                                 target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma")))
+
+KINL_B __m512 dpbf16(__m512 acc, const uint8_t *w, const uint8_t *a, __mmask32 m)
+{
+    return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_maskz_loadu_epi16(m, w),
+                            (__m512bh)_mm512_maskz_loadu_epi16(m, a));
+}
+
+/* vec_dot order: c1 over elements [i, i + 32) and c2 over [i + 32, i + 64) of each step */
+KINL_B void k_bf16_vd(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,
+                      float *out, size_t os, size_t ocs, const int R, const int C)
+{
+    __m512 c1[2][3], c2[2][3];
+    _Pragma("GCC unroll 2") FOR_R _Pragma("GCC unroll 3") FOR_C c1[r][c] = c2[r][c] =
+        _mm512_setzero_ps();
+    const __mmask32 all = 0xFFFFFFFFu;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        _Pragma("GCC unroll 2") FOR_R _Pragma("GCC unroll 3") FOR_C
+        {
+            c1[r][c] = dpbf16(c1[r][c], w + r * ws + i * 2, a + c * as + i * 2, all);
+            c2[r][c] = dpbf16(c2[r][c], w + r * ws + i * 2 + 64, a + c * as + i * 2 + 64, all);
+        }
+    }
+    _Pragma("GCC unroll 2") FOR_R _Pragma("GCC unroll 3") FOR_C
+    {
+        double s = 0.0;
+        s += (double)hsum16(c1[r][c]);
+        s += (double)hsum16(c2[r][c]);
+        const uint8_t *wr = w + r * ws, *ac = a + c * as;
+        for (int64_t k = i; k < n; k++)
+            s += (double)(sc_bf16(wr + 2 * k) * sc_bf16(ac + 2 * k));
+        out[r * os + c * ocs] = (float)s;
+    }
+}
+DEFINE_VD_GEMM(TGT_B, bf16vd, k_bf16_vd)
+
+/* prompt order (tinyBLAS<32, __m512, __m512bh>): one accumulator, 32 elements per step; a
+ * partial last step is zero-padded */
+KINL_B void k_bf16_pp(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,
+                      float *out, size_t os, size_t ocs, const int R, const int C)
+{
+    __m512 acc[4][4];
+    UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 32) {
+        const __mmask32 m = n - i >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << (n - i)) - 1);
+        __m512i wv[4];
+        UNROLL FOR_R wv[r] = _mm512_maskz_loadu_epi16(m, w + r * ws + i * 2);
+        UNROLL FOR_C
+        {
+            const __m512i av = _mm512_maskz_loadu_epi16(m, a + c * as + i * 2);
+            UNROLL FOR_R acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)wv[r], (__m512bh)av);
+        }
+    }
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = hsum16(acc[r][c]);
+}
+DEFINE_DIRECT_GEMM(TGT_B, bf16pp, k_bf16_pp)
+
+/* BF16 without AVX512-BF16: 32 elements per step (two FMAs, one accumulator add), masked tail;
+ * no llama.cpp order to follow there (its AVX512F path differs and is not what the reference
+ * ran). */
 #define FLOAT_KERNEL(kname, ES, LOAD)                                                              \
     KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,        \
                       float *out, size_t os, const int R, const int C)                             \
@@ -92,9 +354,7 @@ KINL_F __m512 ld16_bf16(const uint8_t *p, __mmask16 m)
         UNROLL FOR_R UNROLL FOR_C out[r * os + c] = hsum16(acc[r][c]);                             \
     }
 
-FLOAT_KERNEL(k_f32, 4, ld16_f32)
 FLOAT_KERNEL(k_bf16, 2, ld16_bf16)
-QUANT_DEFINE_DOT_TILE(TGT_F, f32, k_f32)
 QUANT_DEFINE_DOT_TILE(TGT_F, bf16, k_bf16)
 
 /* ------------------------------------------------------------------------------------------ */
@@ -144,8 +404,9 @@ QUANT_DEFINE_DOT_TILE(TGT_F, bf16, k_bf16)
         name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
         return o;                                                                                  \
     }                                                                                              \
-    TGT static void name##_tile(int64_t n, const void *w, size_t ws, int nr, const void *a,       \
-                                size_t as, int nc, float *out, size_t os)                         \
+    TGT static CND_MAYBE_UNUSED void name##_tile(int64_t n, const void *w, size_t ws, int nr,     \
+                                                 const void *a, size_t as, int nc, float *out,    \
+                                                 size_t os)                                       \
     {                                                                                              \
         name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
     }
@@ -366,42 +627,6 @@ DEFINE_PREP_GEMM(TGT_V, q8_0, q8_0_prep, q8g_prep_bytes, mk_q8_0, 4, Q80_C4, Q80
 #ifndef KPF_DIST
 #define KPF_DIST 8 /* prefetch the same block 8 rows (two row tiles) ahead */
 #endif
-#define DK_CASE(kern, R, C)                                                                        \
-    case (R - 1) * 4 + (C - 1):                                                                    \
-        kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,   \
-             ocs, R, C);                                                                           \
-        break;
-#define DEFINE_DIRECT_GEMM(TGT, name, kern)                                                        \
-    TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va, \
-                                size_t as, int64_t nc, float *out, size_t ors, size_t ocs)         \
-    {                                                                                              \
-        const uint8_t *w = vw, *a = va;                                                            \
-        for (int64_t c0 = 0; c0 < nc; c0 += 4)                                                     \
-            for (int64_t r0 = 0; r0 < nr; r0 += 4) {                                               \
-                const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;                                   \
-                const int C = nc - c0 < 4 ? (int)(nc - c0) : 4;                                    \
-                switch ((R - 1) * 4 + (C - 1)) {                                                   \
-                    DK_CASE(kern, 1, 1) DK_CASE(kern, 1, 2) DK_CASE(kern, 1, 3)                    \
-                    DK_CASE(kern, 1, 4) DK_CASE(kern, 2, 1) DK_CASE(kern, 2, 2)                    \
-                    DK_CASE(kern, 2, 3) DK_CASE(kern, 2, 4) DK_CASE(kern, 3, 1)                    \
-                    DK_CASE(kern, 3, 2) DK_CASE(kern, 3, 3) DK_CASE(kern, 3, 4)                    \
-                    DK_CASE(kern, 4, 1) DK_CASE(kern, 4, 2) DK_CASE(kern, 4, 3)                    \
-                    DK_CASE(kern, 4, 4)                                                            \
-                default: break;                                                                    \
-                }                                                                                  \
-            }                                                                                      \
-    }                                                                                              \
-    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
-    {                                                                                              \
-        float o;                                                                                   \
-        name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
-        return o;                                                                                  \
-    }                                                                                              \
-    TGT static void name##_tile(int64_t n, const void *w, size_t ws, int nr, const void *a,       \
-                                size_t as, int nc, float *out, size_t os)                         \
-    {                                                                                              \
-        name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
-    }
 
 /* ------------------------------------------------------------------------------------------ */
 /* K-quants against Q8_K {f32 d; i8 qs[256]; i16 bsums[16]}: 64 elements per vector */
@@ -575,7 +800,7 @@ KINL_V void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
 }
 DEFINE_DIRECT_GEMM(TGT_V, q6_k, k_q6_k)
 
-void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni)
+void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni, bool bf16)
 {
 #define SET(name)                                                                                  \
     do {                                                                                           \
@@ -590,9 +815,22 @@ void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni)
         k->gemm = name##_gemm;                                                                     \
     } while (0)
     switch (t) {
-    case CND_DTYPE_F32: SET(f32); break;
-    case CND_DTYPE_F16: SETG(f16); break;
-    case CND_DTYPE_BF16: SET(bf16); break;
+    case CND_DTYPE_F32:
+        SETG(f32);
+        k->vec_dot_pp = f32pp_dot, k->gemm_pp = f32pp_gemm, k->pp_align = 16;
+        break;
+    case CND_DTYPE_F16:
+        SETG(f16vd);
+        k->vec_dot_pp = f16_dot, k->gemm_pp = f16_gemm, k->pp_align = 16;
+        break;
+    case CND_DTYPE_BF16:
+        if (bf16) {
+            SETG(bf16vd);
+            k->vec_dot_pp = bf16pp_dot, k->gemm_pp = bf16pp_gemm, k->pp_align = 32;
+        } else {
+            SET(bf16);
+        }
+        break;
     default: break;
     }
     if (!vnni)
@@ -610,11 +848,12 @@ void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni)
 
 #else
 
-void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni)
+void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni, bool bf16)
 {
     CND_UNUSED(t);
     CND_UNUSED(k);
     CND_UNUSED(vnni);
+    CND_UNUSED(bf16);
 }
 
 #endif

@@ -9,7 +9,8 @@
 
 void quant_ref_fill(enum cnd_dtype t, struct quant_kernels *k);
 void quant_avx2_fill(enum cnd_dtype t, struct quant_kernels *k);
-void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni);
+/* bf16: the CPU has AVX512-BF16 (vdpbf16ps), which llama.cpp's BF16 kernels use */
+void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni, bool bf16);
 
 /* kern(n, w, w_stride, a, a_stride, out, out_stride, R, C) with R, C compile-time constants */
 #define QUANT_TILE_CASE(kern, R, C)                                                                \

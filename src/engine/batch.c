@@ -26,6 +26,7 @@ void batch_deinit(struct batch *b)
     free(b->seq_idx);
     free(b->out_rows);
     free(b->slots);
+    free(b->prefill);
     free(b->block_tables);
     free(b->out_req);
     memset(b, 0, sizeof(*b));
@@ -41,6 +42,7 @@ static void batch_reserve(struct batch *b, size_t n_tokens, size_t n_seqs)
         b->positions = xrealloc(b->positions, cap * sizeof(int32_t));
         b->seq_idx = xrealloc(b->seq_idx, cap * sizeof(int32_t));
         b->slots = xrealloc(b->slots, cap * sizeof(int64_t));
+        b->prefill = xrealloc(b->prefill, cap);
         b->cap_tokens = cap;
     }
     if (n_seqs > b->cap_seqs) {
@@ -69,6 +71,8 @@ void batch_build(struct batch *b, const struct sched_output *out, int32_t block_
             b->tokens[n] = req->tokens[pos];
             b->positions[n] = pos;
             b->seq_idx[n] = s;
+            /* by position, so a recomputed (preempted) request gets its first numbers again */
+            b->prefill[n] = pos < req->n_prompt && req->n_prompt >= 2;
             b->slots[n] =
                 (int64_t)req->block_table[pos / block_size] * block_size + pos % block_size;
             n++;
@@ -90,5 +94,6 @@ void batch_build(struct batch *b, const struct sched_output *out, int32_t block_
         .block_tables = (const int32_t *const *)b->block_tables,
         .n_out = n_out,
         .out_rows = b->out_rows,
+        .prefill = b->prefill,
     };
 }
