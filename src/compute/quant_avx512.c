@@ -149,6 +149,9 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
  * partial vectors wait in part[][][] until the reduction. F32's leftovers go into the float sum
  * as fma(w, a, sum) (ggml's `sumf += x[i]*y[i]` as GCC contracts it), F16's as float products
  * into a double. */
+#ifndef VD_PF_ROWS
+#define VD_PF_ROWS 8 /* prefetch the rows of the tile two tiles ahead */
+#endif
 #define VD_KERNEL(kname, ES, LOAD, TAIL)                                                           \
     KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,        \
                       float *out, size_t os, size_t ocs, const int R, const int C)                 \
@@ -156,6 +159,25 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
         __m512 part[4][4][4];                                                                      \
         const __mmask16 all = 0xFFFF;                                                              \
         const int64_t np = n & ~(int64_t)63;                                                       \
+        if (R * C <= 4) {                                                                          \
+            /* few pairs (decode): all chains live in one pass, streaming each row once with   \
+             * the next tiles' rows prefetched (the hardware prefetcher alone is slow here) */  \
+            UNROLL FOR_R UNROLL FOR_C for (int j = 0; j < 4; j++) part[j][r][c] =                 \
+                _mm512_setzero_ps();                                                               \
+            for (int64_t i = 0; i < np; i += 64) {                                                 \
+                UNROLL FOR_R for (int64_t o = 0; o < 64 * ES; o += 64) _mm_prefetch(              \
+                    (const char *)(w + (r + VD_PF_ROWS) * ws + i * ES + o), _MM_HINT_T0);          \
+                for (int j = 0; j < 4; j++) {                                                      \
+                    __m512 wv[4];                                                                  \
+                    UNROLL FOR_R wv[r] = LOAD(w + r * ws + (i + 16 * j) * ES, all);                \
+                    UNROLL FOR_C                                                                   \
+                    {                                                                              \
+                        const __m512 av = LOAD(a + c * as + (i + 16 * j) * ES, all);               \
+                        UNROLL FOR_R part[j][r][c] = _mm512_fmadd_ps(wv[r], av, part[j][r][c]);    \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        } else                                                                                     \
         for (int j = 0; j < 4; j++) {                                                              \
             __m512 acc[4][4];                                                                      \
             UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm512_setzero_ps();                             \
