@@ -853,6 +853,28 @@ TGT512 static void fold16_rows(float *a, size_t stride, int32_t n, float *out)
     }
 }
 
+/* For 16 vectors v[k]: lane k of the result = the horizontal sum of v[k], added pairwise in
+ * the order of GCC's _mm512_reduce_add_ps (lanes i + i+8, then i + i+4, i + i+2, 0 + 1), so each
+ * sum is bit-identical to hsum16_512(v[k]). */
+TGT512 static __m512 hsum16x16(const __m512 *v)
+{
+    __m512 b[8], c[4], d[2];
+    for (int k = 0; k < 8; k++)
+        b[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int k = 0; k < 4; k++)
+        c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int k = 0; k < 2; k++)
+        d[k] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * k], c[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(c[2 * k], c[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    /* element 4L + m holds key L + 4m */
+    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(idx, r);
+}
+
 #define ATTN_MAX_HD 256
 
 /* One (row, head) of attention over the F16 cache, as llama.cpp's non-flash graph computes it:
@@ -870,14 +892,64 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
 {
     const int32_t n_keys = pos + 1;
     const int32_t n_kv = (n_keys + 31) & ~31;
+    /* block_size is a power of two (config check): shift and mask, not a division per key */
+    const int bs_shift = __builtin_ctz((unsigned)bs);
+    CND_ASSERT((bs & (bs - 1)) == 0);
 #define KV_ROW(base, j)                                                                            \
-    ((const uint16_t *)(const void *)((base) + (((size_t)bt[(j) / bs] * (size_t)bs +              \
-                                                 (size_t)((j) % bs)) * kv_dim + head_off) * 2))
+    ((const uint16_t *)(const void *)((base) + (((size_t)bt[(j) >> bs_shift] << bs_shift |        \
+                                                 (size_t)((j) & (bs - 1))) * kv_dim + head_off) * 2))
     /* kq */
     const bool kq_pp = pp && hd % 16 == 0;
     const int32_t kq_np = kq_pp ? hd : (hd & ~63);
     float max = -INFINITY;
-    for (int32_t j = 0; j < n_keys; j++) {
+    int32_t jk = 0;
+    if (kq_pp || kq_np == hd) {
+        /* 16 keys at a time: their 16-lane sums reduced together (hsum16x16), with the same
+         * pairwise adds as the one-key reduction */
+        for (; jk + 16 <= n_keys; jk += 16) {
+            __m512 v[16];
+            /* 16 keys from a multiple of 16 lie in one block when bs is a multiple of 16 */
+            const uint16_t *k16 = bs % 16 == 0 ? KV_ROW(K, jk) : NULL;
+#define K16(l) (k16 ? k16 + (size_t)(l) * kv_dim : KV_ROW(K, jk + (l)))
+            for (int l = 0; l < 16; l++) {
+                const uint16_t *kr = K16(l);
+                if (kq_pp && l % 4 == 0) {
+                    /* four keys' chains side by side (one fma chain alone waits on latency) */
+                    const uint16_t *kr4[4] = {kr, K16(l + 1), K16(l + 2), K16(l + 3)};
+                    __m512 a4[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                                    _mm512_setzero_ps()};
+                    for (int32_t i = 0; i < hd; i += 16) {
+                        const __m512 qv = _mm512_loadu_ps(qr + i);
+                        for (int u = 0; u < 4; u++)
+                            a4[u] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(
+                                                        (const __m256i *)(const void *)(kr4[u] + i))),
+                                                    qv, a4[u]);
+                    }
+                    for (int u = 0; u < 4; u++)
+                        v[l + u] = a4[u];
+                } else if (kq_pp) {
+                    continue;
+                } else {
+                    __m512 a4[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                                    _mm512_setzero_ps()};
+                    for (int32_t i = 0; i < kq_np; i += 64)
+                        for (int u = 0; u < 4; u++)
+                            a4[u] = _mm512_fmadd_ps(
+                                _mm512_cvtph_ps(_mm256_loadu_si256(
+                                    (const __m256i *)(const void *)(kr + i + 16 * u))),
+                                _mm512_loadu_ps(qr + i + 16 * u), a4[u]);
+                    v[l] = _mm512_add_ps(_mm512_add_ps(a4[0], a4[2]), _mm512_add_ps(a4[1], a4[3]));
+                }
+            }
+#undef K16
+            /* vd: the float sum converted to double and back is the same float */
+            const __m512 sc = _mm512_mul_ps(hsum16x16(v), _mm512_set1_ps(scale));
+            _mm512_storeu_ps(scores + jk, sc);
+            const float mx = _mm512_reduce_max_ps(sc);
+            max = mx > max ? mx : max;
+        }
+    }
+    for (int32_t j = jk; j < n_keys; j++) {
         const uint16_t *kr = KV_ROW(K, j);
         float s;
         if (kq_pp) {
@@ -928,18 +1000,37 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
     const int32_t n_slots = kv_pp ? 16 : 64;
     const int32_t kv_np = kv_pp ? n_kv : (n_kv & ~63);
     const size_t st = (size_t)hd;
-    memset(acc, 0, sizeof(float) * (size_t)n_slots * st);
     const int32_t n_simd = n_keys < kv_np ? n_keys : kv_np;
-    for (int32_t j = 0; j < n_simd; j++) {
-        const uint16_t *vr = KV_ROW(V, j);
-        const __m512 w = _mm512_set1_ps(scores[j]);
-        float *ar = acc + (size_t)(j % n_slots) * st;
+    /* slot s accumulates keys s, s + n_slots, ... in key order, each lane one output d. Done
+     * 16 slots x 16 outputs at a time in registers (the same fma sequence per lane as one
+     * accumulator row per slot in memory, without the loads and stores). */
+    for (int32_t p0 = 0; p0 < n_slots; p0 += 16)
         for (int32_t d = 0; d < hd; d += 16) {
-            const __mmask16 m = hd - d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (hd - d)) - 1);
-            const __m512 vv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, vr + d));
-            _mm512_mask_storeu_ps(ar + d, m, _mm512_fmadd_ps(vv, w, _mm512_maskz_loadu_ps(m, ar + d)));
+            const __mmask16 m =
+                hd - d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (hd - d)) - 1);
+            __m512 a16[16];
+            for (int l = 0; l < 16; l++)
+                a16[l] = _mm512_setzero_ps();
+            for (int32_t j0 = p0; j0 < n_simd; j0 += n_slots) {
+                if (j0 + 16 <= n_simd && bs % 16 == 0) {
+                    const uint16_t *v16 = KV_ROW(V, j0); /* j0 % 16 == 0: one block */
+                    _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++)
+                    {
+                        const uint16_t *vr = v16 + (size_t)l * kv_dim;
+                        a16[l] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, vr + d)),
+                                                 _mm512_set1_ps(scores[j0 + l]), a16[l]);
+                    }
+                } else {
+                    for (int l = 0; l < 16 && j0 + l < n_simd; l++) { /* tail, or bs < 16 */
+                        const uint16_t *vr = KV_ROW(V, j0 + l);
+                        a16[l] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, vr + d)),
+                                                 _mm512_set1_ps(scores[j0 + l]), a16[l]);
+                    }
+                }
+            }
+            for (int l = 0; l < 16; l++)
+                _mm512_mask_storeu_ps(acc + (size_t)(p0 + l) * st + d, m, a16[l]);
         }
-    }
     if (!kv_pp) /* sum0 += sum2, sum1 += sum3, sum0 += sum1 (slots 16u + l) */
         for (int u = 0; u < 2; u++)
             for (int32_t i = 0; i < 16 * hd; i++)
