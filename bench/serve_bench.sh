@@ -4,7 +4,8 @@
 # Starts `cinder serve` (default build/release/cinder) on a free loopback port with random
 # weights (preset mid, q4_k), waits for GET /ready, then runs loadgen:
 #   short   prompt "Once upon a time", 64 output tokens, concurrency 1, 4, 16, 64
-#           (max(16, N) requests per level: 16, 16, 16, 64);
+#           (ROUNDS x max(16, N) requests per level; ROUNDS=3: 48, 48, 48, 192, so that a
+#           level is more than one synchronized wave of arrivals);
 #   long    prompts of ~320 tokens, nothing shared, concurrency 1, 4, 16 (max(8, N) requests);
 #   prefix  the same prompt length with a shared first 256 tokens (prefix caching: the TTFT
 #           should drop against `long` at the same level; p99 keeps the one cold request);
@@ -18,6 +19,7 @@
 #                 and "-m $SHARED/models/stories260K.gguf"
 #   SHARED        shared data dir (default: <repo>/../shared)
 #   MAX_TOKENS    output tokens per request (64)      LEVELS       short levels ("1 4 16 64")
+#   ROUNDS        short requests = ROUNDS x max(16, concurrency) (3)
 #   LONG_LEN      long prompt tokens (320)            LONG_LEVELS  long/prefix levels ("1 4 16")
 #   PREFIX_LEN    shared prefix tokens (256)          TIMEOUT      per-request timeout, s (300)
 #   RUN_LIMIT     wall limit of one loadgen run, s (1800)
@@ -30,6 +32,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${1:-$ROOT/build/release/cinder}
 SHARED=${SHARED:-$ROOT/../shared}
 MAX_TOKENS=${MAX_TOKENS:-64}
+ROUNDS=${ROUNDS:-3}
 LEVELS=${LEVELS:-1 4 16 64}
 LONG_LEVELS=${LONG_LEVELS:-1 4 16}
 LONG_LEN=${LONG_LEN:-320}
@@ -156,7 +159,7 @@ run() {
 }
 
 for c in $LEVELS; do
-  n=$(( c > 16 ? c : 16 ))
+  n=$(( ROUNDS * (c > 16 ? c : 16) ))
   run "short c=$c" --concurrency "$c" --num-requests "$n" --prompt "Once upon a time"
 done
 for c in $LONG_LEVELS; do

@@ -16,7 +16,8 @@
  * a step stays short while others decode and a burst of new requests gets its first tokens a
  * few requests per step rather than all at once after one long step. The one exception: in a
  * step with no decodes, the first prompt chunk may use the whole budget (a lone long prompt is
- * not cut into pieces for nothing).
+ * not cut into pieces for nothing). With the cap set, a step in which prompts wait while others
+ * decode is "prefill-first" (pass 1 skipped: no decodes), but never two such steps in a row.
  *
  * Blocks are allocated per step for exactly the tokens scheduled. When the pool cannot give a
  * running request its blocks, the newest running request is preempted (vLLM's recompute policy):
@@ -47,6 +48,7 @@ struct scheduler {
     struct kv_manager *kvm;
     struct list_node running, waiting;
     int32_t n_running, n_waiting;
+    bool last_prefill_only; /* the last planned step left the decodes out (see below) */
     /* sched_output storage */
     struct sched_req *reqs;
     struct request **preempted, **aborted, **snapshot;
@@ -230,6 +232,39 @@ static int32_t prefill_chunk(int32_t want, int32_t *left, bool step_has_work)
     return n;
 }
 
+/* One pass over the running snapshot: pass 0 the decodes (one token left), pass 1 the prompt
+ * chunks of requests admitted earlier (under the per-step prompt cap). */
+static void plan_running(struct scheduler *s, struct sched_output *out, int32_t n_snap, int pass,
+                         int32_t *budget, int32_t *prefill_left, bool strict)
+{
+    for (int32_t i = 0; i < n_snap && *budget > 0; i++) {
+        struct request *req = s->snapshot[i];
+        if (req->status != REQ_STATUS_RUNNING)
+            continue; /* preempted earlier in this step */
+        int32_t n_left = req->n_tokens - req->n_computed;
+        if (n_left <= 0 || (pass == 0) != (n_left == 1))
+            continue;
+        if (pass == 1 && *prefill_left <= 0)
+            break;
+        int32_t n_new = CND_MIN(n_left, *budget);
+        if (pass == 1)
+            n_new = prefill_chunk(n_new, prefill_left, strict || out->n_reqs > 0);
+        if (!allocate_or_preempt(s, req, n_new, out, budget))
+            continue;
+        add_entry(out, req, n_new);
+        *budget -= n_new;
+    }
+}
+
+static bool has_decode(const struct sched_output *out)
+{
+    for (int32_t i = 0; i < out->n_reqs; i++)
+        if (out->reqs[i].n_new == 1 && out->reqs[i].pos0 + 1 == out->reqs[i].req->n_tokens &&
+            out->reqs[i].pos0 >= out->reqs[i].req->n_prompt)
+            return true;
+    return false;
+}
+
 int scheduler_schedule(struct scheduler *s, struct sched_output *out)
 {
     memset(out, 0, sizeof(*out));
@@ -249,25 +284,23 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
     /* prompt tokens this step may still compute (INT32_MAX: no cap); see the file comment */
     int32_t prefill_left =
         s->p.max_num_prefill_tokens > 0 ? s->p.max_num_prefill_tokens : INT32_MAX;
-    for (int pass = 0; pass < 2; pass++) {
-        for (int32_t i = 0; i < n_snap && budget > 0; i++) {
-            struct request *req = s->snapshot[i];
-            if (req->status != REQ_STATUS_RUNNING)
-                continue; /* preempted earlier in this step */
-            int32_t n_left = req->n_tokens - req->n_computed;
-            if (n_left <= 0 || (pass == 0) != (n_left == 1))
-                continue;
-            if (pass == 1 && prefill_left <= 0)
-                break;
-            int32_t n_new = CND_MIN(n_left, budget);
-            if (pass == 1)
-                n_new = prefill_chunk(n_new, &prefill_left, out->n_reqs > 0);
-            if (!allocate_or_preempt(s, req, n_new, out, &budget))
-                continue;
-            add_entry(out, req, n_new);
-            budget -= n_new;
-        }
+    /* Prefill-first steps (with the cap only): when prompt work is pending and requests are
+     * decoding, every other step leaves the decodes out, so a new request's first token waits
+     * for a short step of prompts alone rather than one that also carries every stream's
+     * decode. The streams lose one short step per such step; they are never skipped twice. */
+    int32_t n_decoding = 0, n_prefilling = 0;
+    for (int32_t i = 0; i < n_snap; i++) {
+        const int32_t n_left = s->snapshot[i]->n_tokens - s->snapshot[i]->n_computed;
+        n_decoding += n_left == 1;
+        n_prefilling += n_left > 1;
     }
+    const bool admissible = !list_empty(&s->waiting) && s->n_running < s->p.max_num_seqs;
+    const bool prefill_only = s->p.max_num_prefill_tokens > 0 && !s->last_prefill_only &&
+                              n_decoding > 0 && (n_prefilling > 0 || admissible);
+    /* with streams waiting on this step, even its first prompt chunk keeps to the cap */
+    const bool strict = n_decoding > 0;
+    for (int pass = prefill_only ? 1 : 0; pass < 2; pass++)
+        plan_running(s, out, n_snap, pass, &budget, &prefill_left, strict);
 
     while (out->n_preempted == 0 && !list_empty(&s->waiting) && s->n_running < s->p.max_num_seqs &&
            budget > 0 && prefill_left > 0) {
@@ -278,7 +311,7 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
         int32_t n_hit_tokens = forked ? req->n_computed : n_hit * kv_manager_block_size(s->kvm);
         int32_t want = CND_MIN(req->n_tokens - n_hit_tokens, budget);
         int32_t cap_left = prefill_left;
-        int32_t n_new = prefill_chunk(want, &cap_left, out->n_reqs > 0);
+        int32_t n_new = prefill_chunk(want, &cap_left, strict || out->n_reqs > 0);
         if (kv_manager_allocate_slots_prefix(s->kvm, req, n_new, hit, n_hit) != 0) {
             if (release_waiting_blocks(s) > 0)
                 continue;
@@ -304,6 +337,9 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
         out->reqs[out->n_reqs - 1].n_prefix_hit = n_hit_tokens;
         budget -= n_new;
     }
+    if (prefill_only && out->n_reqs == 0) /* nothing could be admitted: decode after all */
+        plan_running(s, out, n_snap, 0, &budget, &prefill_left, strict);
+    s->last_prefill_only = prefill_only && out->n_reqs > 0 && !has_decode(out);
     out->preempted = s->preempted;
     out->aborted = s->aborted;
     return 0;

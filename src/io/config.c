@@ -87,7 +87,7 @@ static const struct config_entry config_table[] = {
         CONFIG_TYPE_INT, "2048", NULL, 1, 1 << 24, OFF(max_num_batched_tokens),
         "token budget of one engine step (decode tokens + prefill chunks)"),
     KEY("max_num_prefill_tokens", "MAX_NUM_PREFILL_TOKENS", "max-num-prefill-tokens", NULL,
-        CONFIG_TYPE_INT, "32", NULL, 0, 1 << 24, OFF(max_num_prefill_tokens),
+        CONFIG_TYPE_INT, "48", NULL, 0, 1 << 24, OFF(max_num_prefill_tokens),
         "prompt tokens computed per step at most while others decode; 0 = no cap"),
     KEY("max_num_seqs", "MAX_NUM_SEQS", "max-num-seqs", NULL, CONFIG_TYPE_INT, "256", NULL, 1,
         65536, OFF(max_num_seqs), "most requests running at once"),
