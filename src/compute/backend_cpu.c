@@ -1040,12 +1040,16 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
             acc[i] += acc[16 * st + (size_t)i];
     fold16_rows(acc, st, hd, o);
     if (!kv_pp && n_keys > kv_np) {
-        /* the vec_dot leftovers, key by key into a double per output */
-        for (int32_t d = 0; d < hd; d++) {
-            double sd = (double)o[d];
-            for (int32_t j = kv_np; j < n_keys; j++)
-                sd += (double)(scores[j] * fp16_to_fp32(KV_ROW(V, j)[d]));
-            o[d] = (float)sd;
+        /* the vec_dot leftovers, key by key into a double per output: 8 outputs per vector,
+         * each lane the scalar sequence sd += (double)(w_j * v_jd) (float product) */
+        for (int32_t d = 0; d < hd; d += 8) {
+            const __mmask8 m = hd - d >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (hd - d)) - 1);
+            __m512d sd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, o + d));
+            for (int32_t j = kv_np; j < n_keys; j++) {
+                const __m256 v = _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, KV_ROW(V, j) + d));
+                sd = _mm512_add_pd(sd, _mm512_cvtps_pd(_mm256_mul_ps(v, _mm256_set1_ps(scores[j]))));
+            }
+            _mm256_mask_storeu_ps(o + d, m, _mm512_cvtpd_ps(sd));
         }
     }
 #undef KV_ROW
