@@ -39,7 +39,7 @@ static double now_s(void)
 
 #if defined(__x86_64__)
 __attribute__((target("avx512f"))) static uint64_t read_avx512(const uint8_t *b, size_t bytes,
-                                                              int streams)
+                                                               int streams)
 {
     const size_t slice = bytes / (size_t)streams & ~(size_t)255;
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;

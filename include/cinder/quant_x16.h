@@ -31,21 +31,21 @@ size_t quant_x16_size(enum cnd_dtype t, int64_t n_in, int64_t n_rows);
 
 /* Pack row groups [g0, g1) (rows 16*g0 .. 16*g1-1, rows past n_rows are zero) of the plain
  * matrix src (row stride src_row bytes) into dst (the whole packed buffer). */
-void quant_x16_pack(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *src,
-                    size_t src_row, int64_t g0, int64_t g1, void *dst);
+void quant_x16_pack(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *src, size_t src_row,
+                    int64_t g0, int64_t g1, void *dst);
 
 /* Per-column activation side data (block scales as floats, offset sums) the kernels read:
  * int32 words per column. */
 size_t quant_x16_aux_words(enum cnd_dtype t, int64_t n_in);
 /* Fill aux for columns [c0, c1) of act (quantized to quant_vec_dot_type(t), row stride
  * act_row bytes); column c's words start at aux + c * quant_x16_aux_words(t, n_in). */
-void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t act_row,
-                       int64_t c0, int64_t c1, int32_t *aux);
+void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t act_row, int64_t c0,
+                       int64_t c1, int32_t *aux);
 
 /* out[c * out_row + r] = dot(row r, column c) for rows 16*g0 .. min(16*g1, n_rows) - 1 and
  * columns 0 .. n_cols-1 (out_row in floats). */
-void quant_x16_gemm(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *packed,
-                    int64_t g0, int64_t g1, const void *act, size_t act_row, const int32_t *aux,
-                    int64_t n_cols, float *out, size_t out_row);
+void quant_x16_gemm(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *packed, int64_t g0,
+                    int64_t g1, const void *act, size_t act_row, const int32_t *aux, int64_t n_cols,
+                    float *out, size_t out_row);
 
 #endif

@@ -72,7 +72,8 @@ static void put_nibbles(uint8_t *nib, int r, const uint8_t *q /* n quants 0..15 
 {
     for (int v = 0; v < n / 8; v++)
         for (int b = 0; b < 4; b++)
-            nib[64 * v + 4 * r + b] = (uint8_t)((q[8 * v + b] & 0xF) | ((q[8 * v + 4 + b] & 0xF) << 4));
+            nib[64 * v + 4 * r + b] =
+                (uint8_t)((q[8 * v + b] & 0xF) | ((q[8 * v + 4 + b] & 0xF) << 4));
 }
 
 static void pack_block(enum cnd_dtype t, const uint8_t *blk /* NULL: zero row */, int r, uint8_t *g)
@@ -123,7 +124,8 @@ static void pack_block(enum cnd_dtype t, const uint8_t *blk /* NULL: zero row */
             g[32 + 16 * s + r] = blk ? blk[192 + s] : 0;
         for (int h = 0; h < 2; h++)
             for (int l = 0; l < 32; l++) {
-                const uint8_t *ql = blk ? blk + 64 * h : NULL, *qh = blk ? blk + 128 + 32 * h : NULL;
+                const uint8_t *ql = blk ? blk + 64 * h : NULL,
+                              *qh = blk ? blk + 128 + 32 * h : NULL;
                 const int e = 128 * h + l;
                 q[e] = ql ? (uint8_t)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) : 32;
                 q[e + 32] = ql ? (uint8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) : 32;
@@ -144,8 +146,8 @@ static void pack_block(enum cnd_dtype t, const uint8_t *blk /* NULL: zero row */
     }
 }
 
-void quant_x16_pack(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *src,
-                    size_t src_row, int64_t g0, int64_t g1, void *dst)
+void quant_x16_pack(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *src, size_t src_row,
+                    int64_t g0, int64_t g1, void *dst)
 {
     const int64_t nb = n_in / dtype_block_size(t);
     const size_t gb = group_block_bytes(t), bb = (size_t)dtype_type_size(t);
@@ -182,8 +184,8 @@ size_t quant_x16_aux_words(enum cnd_dtype t, int64_t n_in)
     return (size_t)(n_in / dtype_block_size(t) * aux_block_words(t));
 }
 
-void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t act_row,
-                       int64_t c0, int64_t c1, int32_t *aux)
+void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t act_row, int64_t c0,
+                       int64_t c1, int32_t *aux)
 {
     const int64_t nb = n_in / dtype_block_size(t);
     const int w = aux_block_words(t);
@@ -206,8 +208,10 @@ void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t a
                 memcpy(bs, ab + 260, 32);
                 if (t == CND_DTYPE_Q4_K) {
                     for (int p = 0; p < 4; p++) {
-                        const int32_t lo = bs[4 * p] + bs[4 * p + 1], hi = bs[4 * p + 2] + bs[4 * p + 3];
-                        x[1 + p] = (int32_t)(((uint32_t)(uint16_t)(int16_t)hi << 16) | (uint16_t)(int16_t)lo);
+                        const int32_t lo = bs[4 * p] + bs[4 * p + 1],
+                                      hi = bs[4 * p + 2] + bs[4 * p + 3];
+                        x[1 + p] = (int32_t)(((uint32_t)(uint16_t)(int16_t)hi << 16) |
+                                             (uint16_t)(int16_t)lo);
                     }
                 } else {
                     for (int s = 0; s < 16; s++)
@@ -223,9 +227,9 @@ void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t a
 #if defined(__x86_64__)
 
 #define KINL                                                                                       \
-    static inline __attribute__((always_inline,                                                    \
-                                 target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
-#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+    static inline __attribute__((                                                                  \
+        always_inline, target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+#define TGT   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
 #define FOR_C _Pragma("GCC unroll 8") for (int c = 0; c < C; c++)
 
 /* Software prefetch this many bytes ahead in the packed stream: the hardware prefetcher alone
@@ -254,8 +258,8 @@ KINL float auxf(const int32_t *p)
  * (prompts, batches) or up to 4 groups and one column (decode: several memory streams). */
 
 /* Q4_0 / Q8_0 against Q8_0 activations (34-byte blocks) */
-KINL void b_q8g(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
-                const int32_t *aux, size_t aux_words, __m512 *acc, const int C, const bool is_q4)
+KINL void b_q8g(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row, const int32_t *aux,
+                size_t aux_words, __m512 *acc, const int C, const bool is_q4)
 {
     const size_t gb = is_q4 ? 288 : 544;
     const __m512i lo4 = _mm512_set1_epi8(0x0F);
@@ -293,8 +297,8 @@ KINL void b_q8g(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
     }
 }
 
-KINL void b_q4k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
-                const int32_t *aux, size_t aux_words, __m512 *acc, const int C)
+KINL void b_q4k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row, const int32_t *aux,
+                size_t aux_words, __m512 *acc, const int C)
 {
     const __m512i lo4 = _mm512_set1_epi8(0x0F);
     for (int o = 0; o < 320; o += 64)
@@ -317,8 +321,8 @@ KINL void b_q4k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
                 sub[c] = _mm512_dpbusd_epi32(sub[c], w1, bcast32(a + 4));
             }
         }
-        const __m512i S = _mm512_cvtepu8_epi32(
-            _mm_loadu_si128((const __m128i *)(const void *)(g + 64 + 16 * s)));
+        const __m512i S =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(g + 64 + 16 * s)));
         FOR_C isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
     }
     __m512i mp[4];
@@ -338,8 +342,8 @@ KINL void b_q4k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
     }
 }
 
-KINL void b_q6k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
-                const int32_t *aux, size_t aux_words, __m512 *acc, const int C)
+KINL void b_q6k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row, const int32_t *aux,
+                size_t aux_words, __m512 *acc, const int C)
 {
     const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
     for (int o = 0; o < 288; o += 64)
@@ -359,8 +363,7 @@ KINL void b_q6k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
             const __m512i h0 = half ? H : _mm512_slli_epi16(H, 4);
             const __m512i h1 = half ? _mm512_srli_epi16(H, 2) : _mm512_slli_epi16(H, 2);
             /* (low nibble) | (two high bits moved to bits 4-5) */
-            const __m512i w0 =
-                _mm512_or_si512(_mm512_and_si512(N, lo4), _mm512_and_si512(h0, hi2));
+            const __m512i w0 = _mm512_or_si512(_mm512_and_si512(N, lo4), _mm512_and_si512(h0, hi2));
             const __m512i w1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(N, 4), lo4),
                                                _mm512_and_si512(h1, hi2));
             FOR_C
@@ -370,8 +373,8 @@ KINL void b_q6k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
                 sub[c] = _mm512_dpbusd_epi32(sub[c], w1, bcast32(a + 4));
             }
         }
-        const __m512i S = _mm512_cvtepi8_epi32(
-            _mm_loadu_si128((const __m128i *)(const void *)(g + 32 + 16 * s)));
+        const __m512i S =
+            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(g + 32 + 16 * s)));
         FOR_C isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
     }
     const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
@@ -430,18 +433,33 @@ KINL void k_groups(enum cnd_dtype t, const uint8_t *packed, size_t gbytes, size_
 
 #define TYPE_SWITCH(t, body)                                                                       \
     switch (t) {                                                                                   \
-    case CND_DTYPE_Q4_0: { const enum cnd_dtype T = CND_DTYPE_Q4_0; body; } break;                \
-    case CND_DTYPE_Q8_0: { const enum cnd_dtype T = CND_DTYPE_Q8_0; body; } break;                \
-    case CND_DTYPE_Q4_K: { const enum cnd_dtype T = CND_DTYPE_Q4_K; body; } break;                \
-    case CND_DTYPE_Q6_K: { const enum cnd_dtype T = CND_DTYPE_Q6_K; body; } break;                \
+    case CND_DTYPE_Q4_0: {                                                                         \
+        const enum cnd_dtype T = CND_DTYPE_Q4_0;                                                   \
+        body;                                                                                      \
+    } break;                                                                                       \
+    case CND_DTYPE_Q8_0: {                                                                         \
+        const enum cnd_dtype T = CND_DTYPE_Q8_0;                                                   \
+        body;                                                                                      \
+    } break;                                                                                       \
+    case CND_DTYPE_Q4_K: {                                                                         \
+        const enum cnd_dtype T = CND_DTYPE_Q4_K;                                                   \
+        body;                                                                                      \
+    } break;                                                                                       \
+    case CND_DTYPE_Q6_K: {                                                                         \
+        const enum cnd_dtype T = CND_DTYPE_Q6_K;                                                   \
+        body;                                                                                      \
+    } break;                                                                                       \
     default: break;                                                                                \
     }
 #define XCASE(call, N)                                                                             \
-    case N: call(N); break;
+    case N:                                                                                        \
+        call(N);                                                                                   \
+        break;
 #define XSWITCH(C, call)                                                                           \
     switch (C) {                                                                                   \
-        XCASE(call, 1) XCASE(call, 2) XCASE(call, 3) XCASE(call, 4) XCASE(call, 5) XCASE(call, 6) \
-        XCASE(call, 7) XCASE(call, 8) default: break;                                              \
+        XCASE(call, 1)                                                                             \
+        XCASE(call, 2) XCASE(call, 3) XCASE(call, 4) XCASE(call, 5) XCASE(call, 6) XCASE(call, 7)  \
+            XCASE(call, 8) default : break;                                                        \
     }
 
 TGT static void gemm_avx512(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const uint8_t *packed,
@@ -461,12 +479,13 @@ TGT static void gemm_avx512(enum cnd_dtype t, int64_t n_in, int64_t n_rows, cons
                 if (i + j * s < n)
                     g[NG++] = g0 + i + j * s;
 #define GRP(N) k_groups(T, packed, gbytes, gb, nb, n_rows, g, act, aux, out, N)
-            TYPE_SWITCH(t, switch (NG) {
-                case 1: GRP(1); break;
-                case 2: GRP(2); break;
-                case 3: GRP(3); break;
-                default: GRP(4); break;
-            })
+            TYPE_SWITCH(
+                t, switch (NG) {
+                    case 1: GRP(1); break;
+                    case 2: GRP(2); break;
+                    case 3: GRP(3); break;
+                    default: GRP(4); break;
+                })
 #undef GRP
         }
         return;
@@ -488,9 +507,9 @@ TGT static void gemm_avx512(enum cnd_dtype t, int64_t n_in, int64_t n_rows, cons
 
 #endif
 
-void quant_x16_gemm(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *packed,
-                    int64_t g0, int64_t g1, const void *act, size_t act_row, const int32_t *aux,
-                    int64_t n_cols, float *out, size_t out_row)
+void quant_x16_gemm(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *packed, int64_t g0,
+                    int64_t g1, const void *act, size_t act_row, const int32_t *aux, int64_t n_cols,
+                    float *out, size_t out_row)
 {
 #if defined(__x86_64__)
     gemm_avx512(t, n_in, n_rows, packed, g0, g1, act, act_row, aux, n_cols, out, out_row);
