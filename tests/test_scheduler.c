@@ -166,8 +166,8 @@ static void test_chunked_prefill_keeps_decodes_flowing(void)
 }
 
 /* max_num_prefill_tokens: while a request decodes, prompt tokens per step stay under the cap
- * (a burst of new requests is admitted a few per step), every other step leaving the decode out
- * (prefill-first); in an idle step the first prompt goes whole. */
+ * (a burst of new requests is admitted a few per step), steps with prompts leaving the decode
+ * out (prefill-first, at most two in a row); in an idle step the first prompt goes whole. */
 static void test_prefill_cap(void)
 {
     struct harness h;
@@ -189,17 +189,17 @@ static void test_prefill_cap(void)
         scheduler_add_request(h.s, r[i]);
     }
     int32_t admitted_per_step[8] = {0}, n = 0;
-    bool lone_skipped_last = false;
+    int lone_skipped_run = 0;
     while (scheduler_has_work(h.s) && n < 8) {
         const bool lone_decoding = lone->status == REQ_STATUS_RUNNING;
         step(&h, &out);
-        /* prefill-first: the decode may sit out a step with prompts, never two in a row */
+        /* prefill-first: the decode may sit out steps with prompts, at most two in a row */
         if (lone_decoding) {
             const bool skipped = find(&out, lone) == NULL;
-            CHECK(!(skipped && lone_skipped_last));
+            lone_skipped_run = skipped ? lone_skipped_run + 1 : 0;
+            CHECK(lone_skipped_run <= 2);
             if (n == 0)
                 CHECK(skipped); /* prompts were waiting: the first step is prefill-first */
-            lone_skipped_last = skipped;
         }
         int32_t prompt = 0;
         for (int32_t i = 0; i < out.n_reqs; i++) {
