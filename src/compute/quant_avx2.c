@@ -41,13 +41,6 @@ KINL float ldh_f(const uint8_t *p)
     return _cvtsh_ss(h);
 }
 
-KINL float ld_f32(const uint8_t *p)
-{
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-}
-
 KINL __m256i loadu256(const uint8_t *p)
 {
     return _mm256_loadu_si256((const __m256i *)(const void *)p);
@@ -74,27 +67,6 @@ KINL __m256 load8_f16(const uint8_t *p)
 KINL __m256 load8_bf16(const uint8_t *p)
 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128(p)), 16));
-}
-
-static inline float sc_f32(const uint8_t *p)
-{
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-}
-
-static inline float sc_f16(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return fp16_to_fp32(h);
-}
-
-static inline float sc_bf16(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return bf16_to_fp32(h);
 }
 
 /* float dot: 16 elements per step as two FMAs into one accumulator, tail in scalar float */
@@ -128,9 +100,9 @@ static inline float sc_bf16(const uint8_t *p)
         }                                                                                          \
     }
 
-FLOAT_KERNEL(k_f32, 4, load8_f32, sc_f32)
-FLOAT_KERNEL(k_f16, 2, load8_f16, sc_f16)
-FLOAT_KERNEL(k_bf16, 2, load8_bf16, sc_bf16)
+FLOAT_KERNEL(k_f32, 4, load8_f32, quant_ld_f32)
+FLOAT_KERNEL(k_f16, 2, load8_f16, quant_ld_f16)
+FLOAT_KERNEL(k_bf16, 2, load8_bf16, quant_ld_bf16)
 QUANT_DEFINE_DOT_TILE(TGT, f32, k_f32)
 QUANT_DEFINE_DOT_TILE(TGT, f16, k_f16)
 QUANT_DEFINE_DOT_TILE(TGT, bf16, k_bf16)
@@ -392,7 +364,7 @@ KINL void k4_scales(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8])
             UNROLL FOR_C                                                                           \
             {                                                                                      \
                 const uint8_t *ab = a + c * as + ib * 292;                                         \
-                const float da = ld_f32(ab);                                                       \
+                const float da = quant_ld_f32(ab);                                                       \
                 const __m256i bs = loadu256(ab + 260);                                             \
                 UNROLL FOR_R                                                                       \
                 {                                                                                  \
@@ -472,7 +444,7 @@ KINL void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
         UNROLL FOR_C
         {
             const uint8_t *ab = a + c * as + ib * 292;
-            const float da = ld_f32(ab);
+            const float da = quant_ld_f32(ab);
             const __m256i bs = loadu256(ab + 260);
             UNROLL FOR_R
             {

@@ -49,38 +49,30 @@ KINL_F float hsum16(__m512 v)
         kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,   \
              ocs, R, C);                                                                           \
         break;
-#define DEFINE_DIRECT_GEMM(TGT, name, kern)                                                        \
+/* all 16 shapes up to 4 x 4 */
+#define DK_CASES_4X4(kern)                                                                         \
+    DK_CASE(kern, 1, 1) DK_CASE(kern, 1, 2) DK_CASE(kern, 1, 3) DK_CASE(kern, 1, 4)                \
+    DK_CASE(kern, 2, 1) DK_CASE(kern, 2, 2) DK_CASE(kern, 2, 3) DK_CASE(kern, 2, 4)                \
+    DK_CASE(kern, 3, 1) DK_CASE(kern, 3, 2) DK_CASE(kern, 3, 3) DK_CASE(kern, 3, 4)                \
+    DK_CASE(kern, 4, 1) DK_CASE(kern, 4, 2) DK_CASE(kern, 4, 3) DK_CASE(kern, 4, 4)
+/* gemm over tiles of up to RT x CT (rows in the inner loop), CASES one DK_CASE per shape;
+ * plus the vec_dot and vec_dot_tile built on it */
+#define DEFINE_TILED_GEMM(TGT, name, RT, CT, CASES)                                                \
     TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va, \
                                 size_t as, int64_t nc, float *out, size_t ors, size_t ocs)         \
     {                                                                                              \
         const uint8_t *w = vw, *a = va;                                                            \
-        for (int64_t c0 = 0; c0 < nc; c0 += 4)                                                     \
-            for (int64_t r0 = 0; r0 < nr; r0 += 4) {                                               \
-                const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;                                   \
-                const int C = nc - c0 < 4 ? (int)(nc - c0) : 4;                                    \
+        for (int64_t c0 = 0; c0 < nc; c0 += CT)                                                    \
+            for (int64_t r0 = 0; r0 < nr; r0 += RT) {                                              \
+                const int R = nr - r0 < RT ? (int)(nr - r0) : RT;                                  \
+                const int C = nc - c0 < CT ? (int)(nc - c0) : CT;                                  \
                 switch ((R - 1) * 4 + (C - 1)) {                                                   \
-                    DK_CASE(kern, 1, 1) DK_CASE(kern, 1, 2) DK_CASE(kern, 1, 3)                    \
-                    DK_CASE(kern, 1, 4) DK_CASE(kern, 2, 1) DK_CASE(kern, 2, 2)                    \
-                    DK_CASE(kern, 2, 3) DK_CASE(kern, 2, 4) DK_CASE(kern, 3, 1)                    \
-                    DK_CASE(kern, 3, 2) DK_CASE(kern, 3, 3) DK_CASE(kern, 3, 4)                    \
-                    DK_CASE(kern, 4, 1) DK_CASE(kern, 4, 2) DK_CASE(kern, 4, 3)                    \
-                    DK_CASE(kern, 4, 4)                                                            \
-                default: break;                                                                    \
+                    CASES default : break;                                                         \
                 }                                                                                  \
             }                                                                                      \
     }                                                                                              \
-    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
-    {                                                                                              \
-        float o;                                                                                   \
-        name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
-        return o;                                                                                  \
-    }                                                                                              \
-    TGT static CND_MAYBE_UNUSED void name##_tile(int64_t n, const void *w, size_t ws, int nr,     \
-                                                 const void *a, size_t as, int nc, float *out,    \
-                                                 size_t os)                                       \
-    {                                                                                              \
-        name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
-    }
+    QUANT_DOT_TILE_FROM_GEMM(TGT, name)
+#define DEFINE_DIRECT_GEMM(TGT, name, kern) DEFINE_TILED_GEMM(TGT, name, 4, 4, DK_CASES_4X4(kern))
 
 /* The float types follow llama.cpp's own summation orders on AVX-512 (ggml-cpu at 2025-02, the
  * reference build), so that our logits agree with its references to the last bit where the
@@ -113,28 +105,6 @@ KINL_F __m512 ld16_bf16(const uint8_t *p, __mmask16 m)
 {
     return _mm512_castsi512_ps(
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
-}
-
-static inline float sc_f32(const uint8_t *p)
-{
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-}
-static inline float sc_f16(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return fp16_to_fp32(h);
-}
-static inline float sc_bf16(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    const uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
 }
 
 /* (acc0 + acc2) + (acc1 + acc3), then the lanes: GGML_F32x16_REDUCE */
@@ -204,12 +174,12 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
 #define VD_TAIL_F32                                                                                \
     float s = h;                                                                                   \
     for (int64_t i = np; i < n; i++)                                                               \
-        s = fmaf(sc_f32(wr + 4 * i), sc_f32(ac + 4 * i), s);                                      \
+        s = fmaf(quant_ld_f32(wr + 4 * i), quant_ld_f32(ac + 4 * i), s);                                      \
     out[r * os + c * ocs] = s;
 #define VD_TAIL_F16                                                                                \
     double s = (double)h;                                                                          \
     for (int64_t i = np; i < n; i++)                                                               \
-        s += (double)(sc_f16(wr + 2 * i) * sc_f16(ac + 2 * i));                                    \
+        s += (double)(quant_ld_f16(wr + 2 * i) * quant_ld_f16(ac + 2 * i));                                    \
     out[r * os + c * ocs] = (float)s;
 
 VD_KERNEL(k_f32_vd, 4, ld16_f32, VD_TAIL_F32)
@@ -218,39 +188,10 @@ DEFINE_DIRECT_GEMM(TGT_F, f32, k_f32_vd)
 DEFINE_DIRECT_GEMM(TGT_F, f16vd, k_f16_vd)
 
 /* tiles of up to 2 rows x 3 columns (BF16's two accumulators per pair); any nr, nc */
-#define VD_CASE(kern, R, C)                                                                        \
-    case (R - 1) * 4 + (C - 1):                                                                    \
-        kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,   \
-             ocs, R, C);                                                                           \
-        break;
 #define DEFINE_VD_GEMM(TGT, name, kern)                                                            \
-    TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va, \
-                                size_t as, int64_t nc, float *out, size_t ors, size_t ocs)         \
-    {                                                                                              \
-        const uint8_t *w = vw, *a = va;                                                            \
-        for (int64_t c0 = 0; c0 < nc; c0 += 3)                                                     \
-            for (int64_t r0 = 0; r0 < nr; r0 += 2) {                                               \
-                const int R = nr - r0 < 2 ? (int)(nr - r0) : 2;                                   \
-                const int C = nc - c0 < 3 ? (int)(nc - c0) : 3;                                    \
-                switch ((R - 1) * 4 + (C - 1)) {                                                   \
-                    VD_CASE(kern, 1, 1) VD_CASE(kern, 1, 2) VD_CASE(kern, 1, 3)                    \
-                    VD_CASE(kern, 2, 1) VD_CASE(kern, 2, 2) VD_CASE(kern, 2, 3)                    \
-                default: break;                                                                    \
-                }                                                                                  \
-            }                                                                                      \
-    }                                                                                              \
-    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
-    {                                                                                              \
-        float o;                                                                                   \
-        name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
-        return o;                                                                                  \
-    }                                                                                              \
-    TGT static CND_MAYBE_UNUSED void name##_tile(int64_t n, const void *w, size_t ws, int nr,     \
-                                                 const void *a, size_t as, int nc, float *out,    \
-                                                 size_t os)                                       \
-    {                                                                                              \
-        name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
-    }
+    DEFINE_TILED_GEMM(TGT, name, 2, 3,                                                             \
+                      DK_CASE(kern, 1, 1) DK_CASE(kern, 1, 2) DK_CASE(kern, 1, 3)                  \
+                          DK_CASE(kern, 2, 1) DK_CASE(kern, 2, 2) DK_CASE(kern, 2, 3))
 
 /* prompt order, F32 (tinyBLAS<16, __m512>): one accumulator per pair; a partial last step
  * (k % 16 != 0, where llama.cpp would not use this order) is masked */
@@ -310,7 +251,7 @@ KINL_B void k_bf16_vd(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, 
         s += (double)hsum16(c2[r][c]);
         const uint8_t *wr = w + r * ws, *ac = a + c * as;
         for (int64_t k = i; k < n; k++)
-            s += (double)(sc_bf16(wr + 2 * k) * sc_bf16(ac + 2 * k));
+            s += (double)(quant_ld_bf16(wr + 2 * k) * quant_ld_bf16(ac + 2 * k));
         out[r * os + c * ocs] = (float)s;
     }
 }
@@ -420,18 +361,7 @@ QUANT_DEFINE_DOT_TILE(TGT_F, bf16, k_bf16)
         if (prep != stack)                                                                         \
             free(prep);                                                                            \
     }                                                                                              \
-    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
-    {                                                                                              \
-        float o;                                                                                   \
-        name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
-        return o;                                                                                  \
-    }                                                                                              \
-    TGT static CND_MAYBE_UNUSED void name##_tile(int64_t n, const void *w, size_t ws, int nr,     \
-                                                 const void *a, size_t as, int nc, float *out,    \
-                                                 size_t os)                                       \
-    {                                                                                              \
-        name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
-    }
+    QUANT_DOT_TILE_FROM_GEMM(TGT, name)
 
 /* ---- F16 x F16: activations widened to F32 (exact); acc = fma(w, a, acc) per 16 elements,
  * one accumulator per pair, masked tail; horizontal sum in fixed order ---- */
@@ -653,13 +583,6 @@ DEFINE_PREP_GEMM(TGT_V, q8_0, q8_0_prep, q8g_prep_bytes, mk_q8_0, 4, Q80_C4, Q80
 /* ------------------------------------------------------------------------------------------ */
 /* K-quants against Q8_K {f32 d; i8 qs[256]; i16 bsums[16]}: 64 elements per vector */
 
-KINL_V float ldf32(const uint8_t *p)
-{
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-}
-
 KINL_V float ldh32(const uint8_t *p)
 {
     uint16_t h;
@@ -730,7 +653,7 @@ KINL_V void k_q4_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
         UNROLL FOR_C
         {
             const uint8_t *ab = a + c * as + ib * 292;
-            const __m512 da = _mm512_set1_ps(ldf32(ab));
+            const __m512 da = _mm512_set1_ps(quant_ld_f32(ab));
             const __m256i bs = _mm256_loadu_si256((const __m256i *)(const void *)(ab + 260));
             UNROLL FOR_R
             {
@@ -807,7 +730,7 @@ KINL_V void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
         UNROLL FOR_C
         {
             const uint8_t *ab = a + c * as + ib * 292;
-            const float da = ldf32(ab);
+            const float da = quant_ld_f32(ab);
             const __m256i bs = _mm256_loadu_si256((const __m256i *)(const void *)(ab + 260));
             UNROLL FOR_R
             {

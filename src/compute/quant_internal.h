@@ -5,7 +5,32 @@
 #ifndef CINDER_QUANT_INTERNAL_H
 #define CINDER_QUANT_INTERNAL_H
 
+#include "cinder/fp16.h"
 #include "cinder/quant.h"
+
+#include <string.h>
+
+/* Block fields at any byte offset (scales sit at odd offsets in several formats). */
+static inline float quant_ld_f32(const void *p)
+{
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+static inline uint16_t quant_ld_u16(const void *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return h;
+}
+static inline float quant_ld_f16(const void *p)
+{
+    return fp16_to_fp32(quant_ld_u16(p));
+}
+static inline float quant_ld_bf16(const void *p)
+{
+    return bf16_to_fp32(quant_ld_u16(p));
+}
 
 void quant_ref_fill(enum cnd_dtype t, struct quant_kernels *k);
 void quant_avx2_fill(enum cnd_dtype t, struct quant_kernels *k);
@@ -35,6 +60,22 @@ void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni, boo
             QUANT_TILE_CASE(kern, 4, 4)                                                            \
         default: break;                                                                            \
         }                                                                                          \
+    }
+
+/* vec_dot (1 x 1) and vec_dot_tile of a kernel file's name##_gemm (quant_gemm_fn): both the
+ * gemm itself, so the three agree bit for bit */
+#define QUANT_DOT_TILE_FROM_GEMM(TGT, name)                                                        \
+    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
+    {                                                                                              \
+        float o;                                                                                   \
+        name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
+        return o;                                                                                  \
+    }                                                                                              \
+    TGT static CND_MAYBE_UNUSED void name##_tile(int64_t n, const void *w, size_t ws, int nr,     \
+                                                 const void *a, size_t as, int nc, float *out,    \
+                                                 size_t os)                                       \
+    {                                                                                              \
+        name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
     }
 
 #define FOR_R for (int r = 0; r < R; r++)

@@ -29,24 +29,10 @@
 #define QK 32
 #define QKK 256
 
-static inline float ldh(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return fp16_to_fp32(h);
-}
-
 static inline void sth(uint8_t *p, float f)
 {
     uint16_t h = fp32_to_fp16(f);
     memcpy(p, &h, 2);
-}
-
-static inline float ldf(const uint8_t *p)
-{
-    float f;
-    memcpy(&f, p, 4);
-    return f;
 }
 
 static inline int16_t ld16s(const uint8_t *p)
@@ -180,7 +166,7 @@ static void deq_f16(const void *vx, float *y, int64_t n)
 {
     const uint8_t *x = vx;
     for (int64_t i = 0; i < n; i++)
-        y[i] = ldh(x + 2 * i);
+        y[i] = quant_ld_f16(x + 2 * i);
 }
 
 static void deq_bf16(const void *vx, float *y, int64_t n)
@@ -197,7 +183,7 @@ static void deq_q8_0(const void *vx, float *y, int64_t n)
 {
     const uint8_t *b = vx;
     for (int64_t i = 0; i < n / QK; i++, b += 34, y += QK) {
-        const float d = ldh(b);
+        const float d = quant_ld_f16(b);
         for (int j = 0; j < QK; j++)
             y[j] = (float)(int8_t)b[2 + j] * d;
     }
@@ -207,7 +193,7 @@ static void deq_q8_1(const void *vx, float *y, int64_t n)
 {
     const uint8_t *b = vx;
     for (int64_t i = 0; i < n / QK; i++, b += 36, y += QK) {
-        const float d = ldh(b);
+        const float d = quant_ld_f16(b);
         for (int j = 0; j < QK; j++)
             y[j] = (float)(int8_t)b[4 + j] * d;
     }
@@ -217,7 +203,7 @@ static void deq_q8_k(const void *vx, float *y, int64_t n)
 {
     const uint8_t *b = vx;
     for (int64_t i = 0; i < n / QKK; i++, b += 292, y += QKK) {
-        const float d = ldf(b);
+        const float d = quant_ld_f32(b);
         for (int j = 0; j < QKK; j++)
             y[j] = (float)(int8_t)b[4 + j] * d;
     }
@@ -228,7 +214,7 @@ static void deq_q4_0(const void *vx, float *y, int64_t n)
     const uint8_t *b = vx;
     int q[32];
     for (int64_t i = 0; i < n / QK; i++, b += 18, y += QK) {
-        const float d = ldh(b);
+        const float d = quant_ld_f16(b);
         unpack_q4_0(b, q);
         for (int j = 0; j < QK; j++)
             y[j] = (float)q[j] * d;
@@ -240,7 +226,7 @@ static void deq_q4_1(const void *vx, float *y, int64_t n)
     const uint8_t *b = vx;
     int q[32];
     for (int64_t i = 0; i < n / QK; i++, b += 20, y += QK) {
-        const float d = ldh(b), m = ldh(b + 2);
+        const float d = quant_ld_f16(b), m = quant_ld_f16(b + 2);
         unpack_q4_1(b, q);
         for (int j = 0; j < QK; j++)
             y[j] = (float)q[j] * d + m;
@@ -252,7 +238,7 @@ static void deq_q5_0(const void *vx, float *y, int64_t n)
     const uint8_t *b = vx;
     int q[32];
     for (int64_t i = 0; i < n / QK; i++, b += 22, y += QK) {
-        const float d = ldh(b);
+        const float d = quant_ld_f16(b);
         unpack_q5(b + 2, b + 6, 16, q);
         for (int j = 0; j < QK; j++)
             y[j] = (float)q[j] * d;
@@ -264,7 +250,7 @@ static void deq_q5_1(const void *vx, float *y, int64_t n)
     const uint8_t *b = vx;
     int q[32];
     for (int64_t i = 0; i < n / QK; i++, b += 24, y += QK) {
-        const float d = ldh(b), m = ldh(b + 2);
+        const float d = quant_ld_f16(b), m = quant_ld_f16(b + 2);
         unpack_q5(b + 4, b + 8, 0, q);
         for (int j = 0; j < QK; j++)
             y[j] = (float)q[j] * d + m;
@@ -276,7 +262,7 @@ static void deq_q2_k(const void *vx, float *y, int64_t n)
     const uint8_t *b = vx;
     int q[256];
     for (int64_t i = 0; i < n / QKK; i++, b += 84, y += QKK) {
-        const float d = ldh(b + 80), dmin = ldh(b + 82);
+        const float d = quant_ld_f16(b + 80), dmin = quant_ld_f16(b + 82);
         unpack_q2_k(b, q);
         for (int s = 0; s < 16; s++) {
             const float dl = d * (float)(b[s] & 0xF), ml = dmin * (float)(b[s] >> 4);
@@ -291,7 +277,7 @@ static void deq_q3_k(const void *vx, float *y, int64_t n)
     const uint8_t *b = vx;
     int q[256], sc[16];
     for (int64_t i = 0; i < n / QKK; i++, b += 110, y += QKK) {
-        const float d = ldh(b + 108);
+        const float d = quant_ld_f16(b + 108);
         unpack_q3_k(b, q);
         q3k_scales(b + 96, sc);
         for (int s = 0; s < 16; s++) {
@@ -304,7 +290,7 @@ static void deq_q3_k(const void *vx, float *y, int64_t n)
 
 static void deq_q45_k(const uint8_t *b, const int *q, float *y)
 {
-    const float d = ldh(b), dmin = ldh(b + 2);
+    const float d = quant_ld_f16(b), dmin = quant_ld_f16(b + 2);
     for (int s = 0; s < 8; s++) {
         int sc, m;
         scale_min_k4(s, b + 4, &sc, &m);
@@ -339,7 +325,7 @@ static void deq_q6_k(const void *vx, float *y, int64_t n)
     const uint8_t *b = vx;
     int q[256];
     for (int64_t i = 0; i < n / QKK; i++, b += 210, y += QKK) {
-        const float d = ldh(b + 208);
+        const float d = quant_ld_f16(b + 208);
         unpack_q6_k(b, q);
         for (int s = 0; s < 16; s++) {
             const float dl = d * (float)(int8_t)b[192 + s];
@@ -491,7 +477,7 @@ static float dot_f16(int64_t n, const void *vw, const void *va)
     const uint8_t *w = vw, *a = va;
     double s = 0.0;
     for (int64_t i = 0; i < n; i++)
-        s += (double)(ldh(w + 2 * i) * ldh(a + 2 * i));
+        s += (double)(quant_ld_f16(w + 2 * i) * quant_ld_f16(a + 2 * i));
     return (float)s;
 }
 
@@ -524,7 +510,7 @@ static float dot_q8_0(int64_t n, const void *vw, const void *va)
         int s = 0;
         for (int j = 0; j < QK; j++)
             s += (int8_t)w[2 + j] * (int8_t)a[2 + j];
-        sum += ldh(w) * ldh(a) * (float)s;
+        sum += quant_ld_f16(w) * quant_ld_f16(a) * (float)s;
     }
     return sum;
 }
@@ -536,7 +522,7 @@ static float dot_q4_0(int64_t n, const void *vw, const void *va)
     int q[32];
     for (int64_t i = 0; i < n / QK; i++, w += 18, a += 34) {
         unpack_q4_0(w, q);
-        sum += ldh(w) * ldh(a) * (float)idot32(q, a + 2);
+        sum += quant_ld_f16(w) * quant_ld_f16(a) * (float)idot32(q, a + 2);
     }
     return sum;
 }
@@ -548,7 +534,7 @@ static float dot_q5_0(int64_t n, const void *vw, const void *va)
     int q[32];
     for (int64_t i = 0; i < n / QK; i++, w += 22, a += 34) {
         unpack_q5(w + 2, w + 6, 16, q);
-        sum += ldh(w) * ldh(a) * (float)idot32(q, a + 2);
+        sum += quant_ld_f16(w) * quant_ld_f16(a) * (float)idot32(q, a + 2);
     }
     return sum;
 }
@@ -560,7 +546,7 @@ static float dot_q4_1(int64_t n, const void *vw, const void *va)
     int q[32];
     for (int64_t i = 0; i < n / QK; i++, w += 20, a += 36) {
         unpack_q4_1(w, q);
-        sum += ldh(w) * ldh(a) * (float)idot32(q, a + 4) + ldh(w + 2) * ldh(a + 2);
+        sum += quant_ld_f16(w) * quant_ld_f16(a) * (float)idot32(q, a + 4) + quant_ld_f16(w + 2) * quant_ld_f16(a + 2);
     }
     return sum;
 }
@@ -572,7 +558,7 @@ static float dot_q5_1(int64_t n, const void *vw, const void *va)
     int q[32];
     for (int64_t i = 0; i < n / QK; i++, w += 24, a += 36) {
         unpack_q5(w + 4, w + 8, 0, q);
-        sum += ldh(w) * ldh(a) * (float)idot32(q, a + 4) + ldh(w + 2) * ldh(a + 2);
+        sum += quant_ld_f16(w) * quant_ld_f16(a) * (float)idot32(q, a + 4) + quant_ld_f16(w + 2) * quant_ld_f16(a + 2);
     }
     return sum;
 }
@@ -603,8 +589,8 @@ static float dot_q2_k(int64_t n, const void *vw, const void *va)
             sumi += (w[s] & 0xF) * idot16(q + 16 * s, a + 4 + 16 * s);
             summ += (w[s] >> 4) * bsum(a, s);
         }
-        const float da = ldf(a);
-        sum += ldh(w + 80) * da * (float)sumi - ldh(w + 82) * da * (float)summ;
+        const float da = quant_ld_f32(a);
+        sum += quant_ld_f16(w + 80) * da * (float)sumi - quant_ld_f16(w + 82) * da * (float)summ;
     }
     return sum;
 }
@@ -620,7 +606,7 @@ static float dot_q3_k(int64_t n, const void *vw, const void *va)
         int sumi = 0;
         for (int s = 0; s < 16; s++)
             sumi += sc[s] * idot16(q + 16 * s, a + 4 + 16 * s);
-        sum += ldh(w + 108) * ldf(a) * (float)sumi;
+        sum += quant_ld_f16(w + 108) * quant_ld_f32(a) * (float)sumi;
     }
     return sum;
 }
@@ -634,8 +620,8 @@ static float dot_q45_k(const uint8_t *w, const int *q, const uint8_t *a)
         sumi += sc * idot32(q + 32 * s, a + 4 + 32 * s);
         summ += m * (bsum(a, 2 * s) + bsum(a, 2 * s + 1));
     }
-    const float da = ldf(a);
-    return ldh(w) * da * (float)sumi - ldh(w + 2) * da * (float)summ;
+    const float da = quant_ld_f32(a);
+    return quant_ld_f16(w) * da * (float)sumi - quant_ld_f16(w + 2) * da * (float)summ;
 }
 
 static float dot_q4_k(int64_t n, const void *vw, const void *va)
@@ -672,7 +658,7 @@ static float dot_q6_k(int64_t n, const void *vw, const void *va)
         int sumi = 0;
         for (int s = 0; s < 16; s++)
             sumi += (int8_t)w[192 + s] * idot16(q + 16 * s, a + 4 + 16 * s);
-        sum += ldh(w + 208) * ldf(a) * (float)sumi;
+        sum += quant_ld_f16(w + 208) * quant_ld_f32(a) * (float)sumi;
     }
     return sum;
 }

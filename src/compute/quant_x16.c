@@ -16,6 +16,7 @@
 #include "cinder/quant_x16.h"
 #include "cinder/fp16.h"
 #include "cinder/quant.h"
+#include "quant_internal.h"
 
 #include <string.h>
 
@@ -48,13 +49,6 @@ size_t quant_x16_size(enum cnd_dtype t, int64_t n_in, int64_t n_rows)
 
 /* ---- packing (scalar: runs once at load time) ---- */
 
-static uint16_t rd16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-
 /* llama.cpp's Q4_K 6-bit scale/min unpacking (a fact of the format) */
 static void q4k_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
 {
@@ -81,7 +75,7 @@ static void pack_block(enum cnd_dtype t, const uint8_t *blk /* NULL: zero row */
     uint8_t q[256];
     switch (t) {
     case CND_DTYPE_Q4_0: {
-        const uint16_t d = blk ? rd16(blk) : 0;
+        const uint16_t d = blk ? quant_ld_u16(blk) : 0;
         for (int i = 0; i < 16; i++) {
             q[i] = blk ? blk[2 + i] & 0xF : 0;
             q[i + 16] = blk ? blk[2 + i] >> 4 : 0;
@@ -91,14 +85,14 @@ static void pack_block(enum cnd_dtype t, const uint8_t *blk /* NULL: zero row */
         break;
     }
     case CND_DTYPE_Q8_0: {
-        const uint16_t d = blk ? rd16(blk) : 0;
+        const uint16_t d = blk ? quant_ld_u16(blk) : 0;
         for (int i = 0; i < 32; i++)
             g[64 * (i / 4) + 4 * r + i % 4] = (uint8_t)((blk ? (int8_t)blk[2 + i] : 0) + 128);
         memcpy(g + 512 + 2 * r, &d, 2);
         break;
     }
     case CND_DTYPE_Q4_K: {
-        const uint16_t d = blk ? rd16(blk) : 0, dm = blk ? rd16(blk + 2) : 0;
+        const uint16_t d = blk ? quant_ld_u16(blk) : 0, dm = blk ? quant_ld_u16(blk + 2) : 0;
         memcpy(g + 2 * r, &d, 2);
         memcpy(g + 32 + 2 * r, &dm, 2);
         for (int s = 0; s < 8; s++) {
@@ -118,7 +112,7 @@ static void pack_block(enum cnd_dtype t, const uint8_t *blk /* NULL: zero row */
         break;
     }
     case CND_DTYPE_Q6_K: {
-        const uint16_t d = blk ? rd16(blk + 208) : 0;
+        const uint16_t d = blk ? quant_ld_u16(blk + 208) : 0;
         memcpy(g + 2 * r, &d, 2);
         for (int s = 0; s < 16; s++)
             g[32 + 16 * s + r] = blk ? blk[192 + s] : 0;
@@ -195,7 +189,7 @@ void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t a
         for (int64_t b = 0; b < nb; b++, x += w) {
             if (t == CND_DTYPE_Q4_0 || t == CND_DTYPE_Q8_0) {
                 const uint8_t *ab = a + 34 * b;
-                const float d = fp16_to_fp32(rd16(ab));
+                const float d = fp16_to_fp32(quant_ld_u16(ab));
                 int32_t s = 0;
                 for (int i = 0; i < 32; i++)
                     s += (int8_t)ab[2 + i];
@@ -229,8 +223,8 @@ void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t a
 #define KINL                                                                                       \
     static inline __attribute__((                                                                  \
         always_inline, target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
-#define TGT   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
-#define FOR_C _Pragma("GCC unroll 8") for (int c = 0; c < C; c++)
+#define TGT      __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+#define FOR_COLS _Pragma("GCC unroll 8") for (int c = 0; c < C; c++)
 
 /* Software prefetch this many bytes ahead in the packed stream: the hardware prefetcher alone
  * streams only a fraction of the DRAM bandwidth on the machines we measured. */
@@ -246,13 +240,6 @@ KINL __m512i bcast32(const uint8_t *p)
     return _mm512_set1_epi32(v);
 }
 
-KINL float auxf(const int32_t *p)
-{
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-}
-
 /* One block of one group for C columns: acc[c] (16 rows of column c) += this block's terms.
  * Every kernel is a loop of these over the blocks, for one group and up to 8 columns
  * (prompts, batches) or up to 4 groups and one column (decode: several memory streams). */
@@ -266,14 +253,14 @@ KINL void b_q8g(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
     for (size_t o = 0; o < gb; o += 64)
         PF(g + o);
     __m512i s[8];
-    FOR_C s[c] = _mm512_set1_epi32(aux[(size_t)c * aux_words + 2 * b + 1]);
+    FOR_COLS s[c] = _mm512_set1_epi32(aux[(size_t)c * aux_words + 2 * b + 1]);
     if (is_q4) {
         _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
         {
             const __m512i W = _mm512_loadu_si512(g + 64 * v);
             const __m512i w0 = _mm512_and_si512(W, lo4);
             const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(W, 4), lo4);
-            FOR_C
+            FOR_COLS
             {
                 const uint8_t *a = act + (size_t)c * act_row + 34 * b + 2 + 8 * v;
                 s[c] = _mm512_dpbusd_epi32(s[c], w0, bcast32(a));
@@ -284,15 +271,15 @@ KINL void b_q8g(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
         _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
         {
             const __m512i W = _mm512_loadu_si512(g + 64 * k);
-            FOR_C s[c] = _mm512_dpbusd_epi32(
+            FOR_COLS s[c] = _mm512_dpbusd_epi32(
                 s[c], W, bcast32(act + (size_t)c * act_row + 34 * b + 2 + 4 * k));
         }
     }
     const __m512 D =
         _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + gb - 32)));
-    FOR_C
+    FOR_COLS
     {
-        const __m512 da = _mm512_set1_ps(auxf(&aux[(size_t)c * aux_words + 2 * b]));
+        const __m512 da = _mm512_set1_ps(quant_ld_f32(&aux[(size_t)c * aux_words + 2 * b]));
         acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[c]), _mm512_mul_ps(D, da), acc[c]);
     }
 }
@@ -304,17 +291,17 @@ KINL void b_q4k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
     for (int o = 0; o < 320; o += 64)
         PF(g + o);
     __m512i isum[8];
-    FOR_C isum[c] = _mm512_setzero_si512();
+    FOR_COLS isum[c] = _mm512_setzero_si512();
     for (int s = 0; s < 8; s++) {
         __m512i sub[8];
-        FOR_C sub[c] = _mm512_setzero_si512();
+        FOR_COLS sub[c] = _mm512_setzero_si512();
         _Pragma("GCC unroll 4") for (int v = 4 * s; v < 4 * s + 4; v++)
         {
             PF(g + 320 + 64 * v);
             const __m512i W = _mm512_loadu_si512(g + 320 + 64 * v);
             const __m512i w0 = _mm512_and_si512(W, lo4);
             const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(W, 4), lo4);
-            FOR_C
+            FOR_COLS
             {
                 const uint8_t *a = act + (size_t)c * act_row + 292 * b + 4 + 8 * v;
                 sub[c] = _mm512_dpbusd_epi32(sub[c], w0, bcast32(a));
@@ -323,20 +310,20 @@ KINL void b_q4k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
         }
         const __m512i S =
             _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(g + 64 + 16 * s)));
-        FOR_C isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
+        FOR_COLS isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
     }
     __m512i mp[4];
     _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) mp[t] =
         _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(g + 192 + 32 * t)));
     const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
     const __m512 DM = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + 32)));
-    FOR_C
+    FOR_COLS
     {
         const int32_t *x = aux + (size_t)c * aux_words + 5 * b;
         __m512i ms = _mm512_setzero_si512();
         _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) ms =
             _mm512_dpwssd_epi32(ms, mp[t], _mm512_set1_epi32(x[1 + t]));
-        const __m512 da = _mm512_set1_ps(auxf(x));
+        const __m512 da = _mm512_set1_ps(quant_ld_f32(x));
         acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(D, da), acc[c]);
         acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(DM, da), acc[c]);
     }
@@ -349,12 +336,12 @@ KINL void b_q6k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
     for (int o = 0; o < 288; o += 64)
         PF(g + o);
     __m512i isum[8];
-    FOR_C isum[c] = _mm512_setzero_si512();
+    FOR_COLS isum[c] = _mm512_setzero_si512();
     for (int s = 0; s < 16; s++) {
         PF(g + 2336 + 64 * s);
         const __m512i H = _mm512_loadu_si512(g + 2336 + 64 * s);
         __m512i sub[8];
-        FOR_C sub[c] = _mm512_set1_epi32(aux[(size_t)c * aux_words + 17 * b + 1 + s]);
+        FOR_COLS sub[c] = _mm512_set1_epi32(aux[(size_t)c * aux_words + 17 * b + 1 + s]);
         _Pragma("GCC unroll 2") for (int half = 0; half < 2; half++)
         {
             const int v = 2 * s + half;
@@ -366,7 +353,7 @@ KINL void b_q6k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
             const __m512i w0 = _mm512_or_si512(_mm512_and_si512(N, lo4), _mm512_and_si512(h0, hi2));
             const __m512i w1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(N, 4), lo4),
                                                _mm512_and_si512(h1, hi2));
-            FOR_C
+            FOR_COLS
             {
                 const uint8_t *a = act + (size_t)c * act_row + 292 * b + 4 + 8 * v;
                 sub[c] = _mm512_dpbusd_epi32(sub[c], w0, bcast32(a));
@@ -375,12 +362,12 @@ KINL void b_q6k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
         }
         const __m512i S =
             _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(g + 32 + 16 * s)));
-        FOR_C isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
+        FOR_COLS isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub[c], S));
     }
     const __m512 D = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)g));
-    FOR_C
+    FOR_COLS
     {
-        const __m512 da = _mm512_set1_ps(auxf(&aux[(size_t)c * aux_words + 17 * b]));
+        const __m512 da = _mm512_set1_ps(quant_ld_f32(&aux[(size_t)c * aux_words + 17 * b]));
         acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(D, da), acc[c]);
     }
 }
@@ -409,10 +396,10 @@ KINL void k_cols(enum cnd_dtype t, const uint8_t *G, size_t gb, int64_t nb, cons
                  __mmask16 m, const int C)
 {
     __m512 acc[8];
-    FOR_C acc[c] = _mm512_setzero_ps();
+    FOR_COLS acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++)
         blk(t, G + (size_t)b * gb, b, act, act_row, aux, aw, acc, C);
-    FOR_C _mm512_mask_storeu_ps(out + (size_t)c * out_row, m, acc[c]);
+    FOR_COLS _mm512_mask_storeu_ps(out + (size_t)c * out_row, m, acc[c]);
 }
 
 /* NG groups g[0..NG) of one column, block by block: NG memory streams at once */
@@ -458,7 +445,8 @@ KINL void k_groups(enum cnd_dtype t, const uint8_t *packed, size_t gbytes, size_
 #define XSWITCH(C, call)                                                                           \
     switch (C) {                                                                                   \
         XCASE(call, 1)                                                                             \
-        XCASE(call, 2) XCASE(call, 3) XCASE(call, 4) XCASE(call, 5) XCASE(call, 6) XCASE(call, 7)  \
+        XCASE(call, 2)                                                                             \
+        XCASE(call, 3) XCASE(call, 4) XCASE(call, 5) XCASE(call, 6) XCASE(call, 7)                 \
             XCASE(call, 8) default : break;                                                        \
     }
 
