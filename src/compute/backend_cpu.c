@@ -622,6 +622,16 @@ struct matmul_task {
     const uint8_t *prefill; /* [n] row roles, or NULL where the weight has one order only */
 };
 
+/* out[col][r0..r1) += bias[r0..r1) for every column */
+static void matmul_add_bias(const struct matmul_task *t, int64_t r0, int64_t r1)
+{
+    const int64_t n_out = t->w->ne[1];
+    if (t->bias)
+        for (int32_t col = 0; col < t->n; col++)
+            for (int64_t i = r0; i < r1; i++)
+                t->out[(size_t)col * (size_t)n_out + (size_t)i] += t->bias[i];
+}
+
 /* rows [r0, r1) of the output for every column */
 static void matmul_rows(struct matmul_task *t, int64_t r0, int64_t r1)
 {
@@ -658,11 +668,7 @@ static void matmul_rows(struct matmul_task *t, int64_t r0, int64_t r1)
             }
         }
     }
-    if (t->bias) {
-        for (int32_t col = 0; col < t->n; col++)
-            for (int64_t i = r0; i < r1; i++)
-                t->out[(size_t)col * (size_t)n_out + (size_t)i] += t->bias[i];
-    }
+    matmul_add_bias(t, r0, r1);
 }
 
 #define MM_QUANT_ROWS 8 /* activation rows per quantization chunk */
@@ -693,10 +699,7 @@ static void matmul_x16_chunk(void *p, int64_t chunk, int i_thread)
                   r1 = CND_MIN(n_out, r0 + t->chunk_rows);
     quant_x16_gemm(t->w->dtype, t->w->ne[0], n_out, t->w->data, r0 / 16, (r1 + 15) / 16,
                    t->c->act, t->act_row, t->c->aux, t->n, t->out, (size_t)n_out);
-    if (t->bias)
-        for (int32_t col = 0; col < t->n; col++)
-            for (int64_t i = r0; i < r1; i++)
-                t->out[(size_t)col * (size_t)n_out + (size_t)i] += t->bias[i];
+    matmul_add_bias(t, r0, r1);
 }
 
 static void matmul_chunk(void *p, int64_t chunk, int i_thread)
@@ -731,14 +734,9 @@ static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, c
         .c = c, .k = k, .w = w, .x = x, .n = n, .out = out, .act_row = act_row,
         .bias = bias ? bias->data : NULL, .x16 = cpu_is_packed(c, w),
     };
-    if (t.x16) {
-        const size_t aux_need = quant_x16_aux_words(w->dtype, n_in) * (size_t)n;
-        if (aux_need > c->aux_cap) {
-            free(c->aux);
-            c->aux = xmalloc(aux_need * sizeof(int32_t));
-            c->aux_cap = aux_need;
-        }
-    }
+    if (t.x16)
+        xgrow((void **)&c->aux, &c->aux_cap, quant_x16_aux_words(w->dtype, n_in) * (size_t)n,
+              sizeof(int32_t));
     /* llamafile's sgemm takes a prompt pass's product when k is a multiple of its step and the
      * weight's row count of 4 (tinyBLAS::matmul); otherwise llama.cpp uses vec_dot there too */
     if (prefill && k->gemm_pp && k->gemm && n_in % k->pp_align == 0 && n_out % 4 == 0)

@@ -261,15 +261,6 @@ static void plan_running(struct scheduler *s, struct sched_output *out, int32_t 
     }
 }
 
-static bool has_decode(const struct sched_output *out)
-{
-    for (int32_t i = 0; i < out->n_reqs; i++)
-        if (out->reqs[i].n_new == 1 && out->reqs[i].pos0 + 1 == out->reqs[i].req->n_tokens &&
-            out->reqs[i].pos0 >= out->reqs[i].req->n_prompt)
-            return true;
-    return false;
-}
-
 int scheduler_schedule(struct scheduler *s, struct sched_output *out)
 {
     memset(out, 0, sizeof(*out));
@@ -300,7 +291,7 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
         n_prefilling += n_left > 1;
     }
     const bool admissible = !list_empty(&s->waiting) && s->n_running < s->p.max_num_seqs;
-    const bool prefill_only = s->p.max_num_prefill_tokens > 0 &&
+    bool prefill_only = s->p.max_num_prefill_tokens > 0 &&
                               s->n_prefill_only < SCHED_MAX_PREFILL_FIRST &&
                               n_decoding > 0 && (n_prefilling > 0 || admissible);
     /* with streams waiting on this step, even its first prompt chunk keeps to the cap */
@@ -343,9 +334,11 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
         out->reqs[out->n_reqs - 1].n_prefix_hit = n_hit_tokens;
         budget -= n_new;
     }
-    if (prefill_only && out->n_reqs == 0) /* nothing could be admitted: decode after all */
+    if (prefill_only && out->n_reqs == 0) { /* nothing could be admitted: decode after all */
         plan_running(s, out, n_snap, 0, &budget, &prefill_left, strict);
-    s->n_prefill_only = prefill_only && out->n_reqs > 0 && !has_decode(out) ? s->n_prefill_only + 1 : 0;
+        prefill_only = false;
+    }
+    s->n_prefill_only = prefill_only && out->n_reqs > 0 ? s->n_prefill_only + 1 : 0;
     out->preempted = s->preempted;
     out->aborted = s->aborted;
     return 0;
