@@ -883,6 +883,26 @@ TGT512 static __m512 hsum16x16(const __m512 *v)
  * % 16 for kq; always for kqv, n_kv being a multiple of 32), else ggml's F16 vec_dot: 64 per
  * step in 4 accumulators, then the n % 64 rest added in double. The softmax sums each 16 exps
  * in float (hsum16) and those sums in double. */
+/* 16 F16 values of a K/V row widened (exact) */
+TGT512 static inline __m512 ld16_f16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+}
+
+/* K.q in ggml's vec_dot order over the first np (a multiple of 64) elements: four 16-lane
+ * accumulators, one per slice of each 64-element step, folded as (a0 + a2) + (a1 + a3); the
+ * caller reduces the lanes (hsum16_512 or hsum16x16) and adds the tail */
+TGT512 static inline __m512 kq_lanes_vd(const uint16_t *kr, const float *qr, int32_t np)
+{
+    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+    for (int32_t i = 0; i < np; i += 64)
+        for (int u = 0; u < 4; u++)
+            a[u] = _mm512_fmadd_ps(ld16_f16(kr + i + 16 * u), _mm512_loadu_ps(qr + i + 16 * u),
+                                   a[u]);
+    return _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
+}
+
 TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int32_t *bt,
                                   int32_t bs, size_t kv_dim, size_t head_off, const float *qr,
                                   int32_t hd, int32_t pos, float scale, bool pp, float *scores,
@@ -909,36 +929,23 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
             /* 16 keys from a multiple of 16 lie in one block when bs is a multiple of 16 */
             const uint16_t *k16 = bs % 16 == 0 ? KV_ROW(K, jk) : NULL;
 #define K16(l) (k16 ? k16 + (size_t)(l) * kv_dim : KV_ROW(K, jk + (l)))
-            for (int l = 0; l < 16; l++) {
-                const uint16_t *kr = K16(l);
-                if (kq_pp && l % 4 == 0) {
+            if (kq_pp)
+                for (int l = 0; l < 16; l += 4) {
                     /* four keys' chains side by side (one fma chain alone waits on latency) */
-                    const uint16_t *kr4[4] = {kr, K16(l + 1), K16(l + 2), K16(l + 3)};
+                    const uint16_t *kr4[4] = {K16(l), K16(l + 1), K16(l + 2), K16(l + 3)};
                     __m512 a4[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                                     _mm512_setzero_ps()};
                     for (int32_t i = 0; i < hd; i += 16) {
                         const __m512 qv = _mm512_loadu_ps(qr + i);
                         for (int u = 0; u < 4; u++)
-                            a4[u] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(
-                                                        (const __m256i *)(const void *)(kr4[u] + i))),
-                                                    qv, a4[u]);
+                            a4[u] = _mm512_fmadd_ps(ld16_f16(kr4[u] + i), qv, a4[u]);
                     }
                     for (int u = 0; u < 4; u++)
                         v[l + u] = a4[u];
-                } else if (kq_pp) {
-                    continue;
-                } else {
-                    __m512 a4[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                                    _mm512_setzero_ps()};
-                    for (int32_t i = 0; i < kq_np; i += 64)
-                        for (int u = 0; u < 4; u++)
-                            a4[u] = _mm512_fmadd_ps(
-                                _mm512_cvtph_ps(_mm256_loadu_si256(
-                                    (const __m256i *)(const void *)(kr + i + 16 * u))),
-                                _mm512_loadu_ps(qr + i + 16 * u), a4[u]);
-                    v[l] = _mm512_add_ps(_mm512_add_ps(a4[0], a4[2]), _mm512_add_ps(a4[1], a4[3]));
                 }
-            }
+            else
+                for (int l = 0; l < 16; l++)
+                    v[l] = kq_lanes_vd(K16(l), qr, kq_np);
 #undef K16
             /* vd: the float sum converted to double and back is the same float */
             const __m512 sc = _mm512_mul_ps(hsum16x16(v), _mm512_set1_ps(scale));
@@ -953,19 +960,10 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
         if (kq_pp) {
             __m512 acc = _mm512_setzero_ps();
             for (int32_t i = 0; i < hd; i += 16)
-                acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(kr + i))),
-                                      _mm512_loadu_ps(qr + i), acc);
+                acc = _mm512_fmadd_ps(ld16_f16(kr + i), _mm512_loadu_ps(qr + i), acc);
             s = hsum16_512(acc);
         } else {
-            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                             _mm512_setzero_ps()};
-            for (int32_t i = 0; i < kq_np; i += 64)
-                for (int u = 0; u < 4; u++)
-                    acc[u] = _mm512_fmadd_ps(
-                        _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(kr + i + 16 * u))),
-                        _mm512_loadu_ps(qr + i + 16 * u), acc[u]);
-            double sd = (double)hsum16_512(_mm512_add_ps(_mm512_add_ps(acc[0], acc[2]),
-                                                         _mm512_add_ps(acc[1], acc[3])));
+            double sd = (double)hsum16_512(kq_lanes_vd(kr, qr, kq_np));
             for (int32_t i = kq_np; i < hd; i++)
                 sd += (double)(fp16_to_fp32(kr[i]) * qr[i]);
             s = (float)sd;
