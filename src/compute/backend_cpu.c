@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -157,7 +158,8 @@ static void pack_chunk(void *p, int64_t chunk, int i_thread)
  * again), so resident memory holds the packed copy, not both. */
 static void drop_mapped_pages(const void *data, size_t bytes)
 {
-    const uintptr_t page = 4096, lo = ((uintptr_t)data + page - 1) & ~(page - 1),
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE),
+                    lo = ((uintptr_t)data + page - 1) & ~(page - 1),
                     hi = ((uintptr_t)data + bytes) & ~(page - 1);
     if (hi > lo)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
