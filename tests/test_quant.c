@@ -12,7 +12,8 @@
  *    integer parts are exact, so only float reassociation of block sums can differ;
  *  - activation quantization at every level bit-identical to the reference;
  *  - vec_dot_tile bit-identical to vec_dot for every type and every tile shape;
- *  - gemm (where present) bit-identical to vec_dot for every block shape and position;
+ *  - gemm (where present) bit-identical to vec_dot for every block shape and position, and
+ *    gemv (decode) for every row count;
  *  - the x16 (16-row interleaved) kernels: against the scalar oracle with the same bound, every
  *    column computed alone bit-identical to the same column in a batch of 11, row groups
  *    computed separately identical to one call, partial last groups. */
@@ -677,6 +678,16 @@ static void test_gemm(void)
                                         bad++;
                         }
                 }
+                /* gemv (decode's 4-stream order): every row count, so every split of the
+                 * rows into quarters plus a remainder, against the same single dots */
+                if (order == 0 && k->gemv)
+                    for (int nr = 1; nr <= GR; nr++)
+                        for (int c = 0; c < GC; c += 5) {
+                            k->gemv(n, wu, ws, nr, au + c * as, out);
+                            for (int r = 0; r < nr; r++)
+                                if (memcmp(&out[r], &single[r][c], 4) != 0)
+                                    bad++;
+                        }
                 free(w);
                 free(a);
                 free(x);

@@ -57,6 +57,11 @@ typedef void (*quant_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t
                               const void *a, size_t a_stride, int64_t n_cols, float *out,
                               size_t out_rs, size_t out_cs);
 
+/* out[r] = dot(w + r * w_stride, a) for r < n_rows: one activation row (decode), the rows read
+ * in an order that keeps several memory streams going. Bit-identical to gemm. */
+typedef void (*quant_gemv_fn)(int64_t n, const void *w, size_t w_stride, int64_t n_rows,
+                              const void *a, float *out);
+
 struct quant_kernels {
     enum cnd_dtype type;
     enum cnd_dtype vec_dot_type;
@@ -65,6 +70,7 @@ struct quant_kernels {
     quant_vec_dot_fn vec_dot;
     quant_vec_dot_tile_fn vec_dot_tile;
     quant_gemm_fn gemm; /* NULL: the caller loops over vec_dot_tile */
+    quant_gemv_fn gemv; /* NULL: gemm with one column */
     /* The float types at AVX-512 also have llama.cpp's prompt-pass summation order (llamafile's
      * tinyBLAS; vec_dot above is ggml's single-token order), which llama.cpp uses when a
      * product has two or more activation rows and n is a multiple of pp_align. gemm_pp is

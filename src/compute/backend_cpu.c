@@ -650,6 +650,8 @@ static void matmul_rows(struct matmul_task *t, int64_t r0, int64_t r1)
             g(n_in, wd + (size_t)r0 * w_row, w_row, r1 - r0, act + (size_t)c0 * t->act_row,
               t->act_row, c1 - c0, t->out + (size_t)c0 * (size_t)n_out + r0, 1, (size_t)n_out);
         }
+    } else if (t->n == 1 && t->k->gemv) {
+        t->k->gemv(n_in, wd + (size_t)r0 * w_row, w_row, r1 - r0, act, t->out + r0);
     } else if (t->k->gemm) {
         t->k->gemm(n_in, wd + (size_t)r0 * w_row, w_row, r1 - r0, act, t->act_row, t->n,
                    t->out + r0, 1, (size_t)n_out);
@@ -762,8 +764,10 @@ static void cpu_matmul(struct backend *be, float *out, const struct tensor *w, c
                               matmul_x16_chunk, &t);
         return;
     }
-    /* chunks: multiples of 16 rows, about 8 per thread */
-    int64_t chunk = (n_out + 8 * nt - 1) / (8 * nt);
+    /* chunks: multiples of 16 rows, about 8 per thread; a gemv decode in 2 (its 4 streams
+     * per chunk stream fastest when long, as in the x16 case above) */
+    const int cpt = n == 1 && k->gemv ? 2 : 8;
+    int64_t chunk = (n_out + cpt * nt - 1) / (cpt * nt);
     chunk = (chunk + 15) & ~(int64_t)15;
     if (chunk < 16)
         chunk = 16;

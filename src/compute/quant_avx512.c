@@ -123,8 +123,10 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
 #define VD_PF_ROWS 8 /* prefetch the rows of the tile two tiles ahead */
 #endif
 #define VD_KERNEL(kname, ES, LOAD, TAIL)                                                           \
-    KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,        \
-                      float *out, size_t os, size_t ocs, const int R, const int C)                 \
+    /* pf: how far ahead of a row's current position (bytes) the decode path prefetches */        \
+    KINL_F void kname##_pf(int64_t n, const uint8_t *w, size_t ws, size_t pf, const uint8_t *a,   \
+                           size_t as, float *out, size_t os, size_t ocs, const int R,             \
+                           const int C)                                                            \
     {                                                                                              \
         __m512 part[4][4][4];                                                                      \
         const __mmask16 all = 0xFFFF;                                                              \
@@ -136,7 +138,7 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
                 _mm512_setzero_ps();                                                               \
             for (int64_t i = 0; i < np; i += 64) {                                                 \
                 UNROLL FOR_R for (int64_t o = 0; o < 64 * ES; o += 64) _mm_prefetch(              \
-                    (const char *)(w + (r + VD_PF_ROWS) * ws + i * ES + o), _MM_HINT_T0);          \
+                    (const char *)(w + r * ws + pf + i * ES + o), _MM_HINT_T0);                    \
                 for (int j = 0; j < 4; j++) {                                                      \
                     __m512 wv[4];                                                                  \
                     UNROLL FOR_R wv[r] = LOAD(w + r * ws + (i + 16 * j) * ES, all);                \
@@ -169,6 +171,11 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
             const uint8_t *wr = w + r * ws, *ac = a + c * as;                                      \
             TAIL                                                                                   \
         }                                                                                          \
+    }                                                                                              \
+    KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,        \
+                      float *out, size_t os, size_t ocs, const int R, const int C)                 \
+    {                                                                                              \
+        kname##_pf(n, w, ws, VD_PF_ROWS * ws, a, as, out, os, ocs, R, C);                          \
     }
 
 #define VD_TAIL_F32                                                                                \
@@ -186,6 +193,30 @@ VD_KERNEL(k_f32_vd, 4, ld16_f32, VD_TAIL_F32)
 VD_KERNEL(k_f16_vd, 2, ld16_f16, VD_TAIL_F16)
 DEFINE_DIRECT_GEMM(TGT_F, f32, k_f32_vd)
 DEFINE_DIRECT_GEMM(TGT_F, f16vd, k_f16_vd)
+
+/* Decode (one activation row): one thread reading its rows front to back is a single memory
+ * stream, which this machine serves at about two thirds of what several streams get
+ * (bench_membw). So the rows are cut into four contiguous quarters and each 4-row tile takes
+ * one row from each: four streams, each prefetched two rows ahead along itself. Every row's
+ * arithmetic is the tile kernel's, so the bits are gemm's. */
+#ifndef VD_GEMV_PF_ROWS
+#define VD_GEMV_PF_ROWS 2
+#endif
+#define DEFINE_VD_GEMV(TGT, name, kern)                                                            \
+    TGT static void name##_gemv(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va,  \
+                                float *out)                                                        \
+    {                                                                                              \
+        const uint8_t *w = vw, *a = va;                                                            \
+        const int64_t q = nr / 4;                                                                  \
+        for (int64_t t = 0; t < q; t++)                                                            \
+            kern##_pf(n, w + (size_t)t * ws, (size_t)q * ws, VD_GEMV_PF_ROWS * ws, a, 0, out + t,  \
+                      (size_t)q, 0, 4, 1);                                                         \
+        if (nr > 4 * q)                                                                            \
+            name##_gemm(n, w + (size_t)(4 * q) * ws, ws, nr - 4 * q, a, 0, 1, out + 4 * q, 1,     \
+                        0);                                                                        \
+    }
+DEFINE_VD_GEMV(TGT_F, f32, k_f32_vd)
+DEFINE_VD_GEMV(TGT_F, f16vd, k_f16_vd)
 
 /* tiles of up to 2 rows x 3 columns (BF16's two accumulators per pair); any nr, nc */
 #define DEFINE_VD_GEMM(TGT, name, kern)                                                            \
@@ -752,20 +783,24 @@ void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni, boo
         k->vec_dot = name##_dot;                                                                   \
         k->vec_dot_tile = name##_tile;                                                             \
         k->gemm = NULL;                                                                            \
+        k->gemv = NULL;                                                                            \
     } while (0)
 #define SETG(name)                                                                                 \
     do {                                                                                           \
         k->vec_dot = name##_dot;                                                                   \
         k->vec_dot_tile = name##_tile;                                                             \
         k->gemm = name##_gemm;                                                                     \
+        k->gemv = NULL;                                                                            \
     } while (0)
     switch (t) {
     case CND_DTYPE_F32:
         SETG(f32);
+        k->gemv = f32_gemv;
         k->vec_dot_pp = f32pp_dot, k->gemm_pp = f32pp_gemm, k->pp_align = 16;
         break;
     case CND_DTYPE_F16:
         SETG(f16vd);
+        k->gemv = f16vd_gemv;
         k->vec_dot_pp = f16_dot, k->gemm_pp = f16_gemm, k->pp_align = 16;
         break;
     case CND_DTYPE_BF16:
