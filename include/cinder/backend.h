@@ -68,6 +68,12 @@ struct backend_ops {
      * role of each activation row (forward_batch.prefill) */
     void (*matmul)(struct backend *be, float *out, const struct tensor *w, const float *x,
                    int32_t n, const struct tensor *bias, const uint8_t *prefill);
+    /* Optional (NULL: the forward calls matmul per weight): several products of one input,
+     * e.g. Q, K and V, in one pass, so that the input is prepared once and the threads meet
+     * once. Same results as the separate matmul calls. */
+    void (*matmul_group)(struct backend *be, int n_mats, float *const *out,
+                         const struct tensor *const *w, const float *x, int32_t n,
+                         const struct tensor *const *bias, const uint8_t *prefill);
     void (*rope)(struct backend *be, float *x, int32_t n_rows, int32_t n_heads,
                  const struct rope_params *rp);
     /* Write k, v rows into layer's cache at the batch's slots, then attend q over each row's

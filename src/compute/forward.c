@@ -96,6 +96,20 @@ static const struct tensor *W(struct forward_ctx *fc, const struct tensor *t)
     return t->data ? fc->be->ops->weight(fc->be, t) : NULL;
 }
 
+/* Products of one input with several weights: one backend pass where it has one */
+static void matmul_group(struct forward_ctx *fc, int n_mats, float *const *out,
+                         const struct tensor *const *w, const float *x, int32_t n,
+                         const struct tensor *const *bias, const uint8_t *prefill)
+{
+    const struct backend_ops *ops = fc->be->ops;
+    if (ops->matmul_group) {
+        ops->matmul_group(fc->be, n_mats, out, w, x, n, bias, prefill);
+        return;
+    }
+    for (int i = 0; i < n_mats; i++)
+        ops->matmul(fc->be, out[i], w[i], x, n, bias[i], prefill);
+}
+
 /* One slice of at most max_tokens rows. */
 static int forward_slice(struct forward_ctx *fc, const struct forward_batch *b, float *logits)
 {
@@ -132,9 +146,10 @@ static int forward_slice(struct forward_ctx *fc, const struct forward_batch *b, 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const struct model_layer *L = &m->layers[l];
         ops->rmsnorm(be, fc->h, fc->x, W(fc, &L->attn_norm), n, n_embd, hp->rms_eps);
-        ops->matmul(be, fc->q, W(fc, &L->wq), fc->h, n, W(fc, &L->bq), b->prefill);
-        ops->matmul(be, fc->k, W(fc, &L->wk), fc->h, n, W(fc, &L->bk), b->prefill);
-        ops->matmul(be, fc->v, W(fc, &L->wv), fc->h, n, W(fc, &L->bv), b->prefill);
+        float *const qkv_out[3] = {fc->q, fc->k, fc->v};
+        const struct tensor *const qkv_w[3] = {W(fc, &L->wq), W(fc, &L->wk), W(fc, &L->wv)};
+        const struct tensor *const qkv_b[3] = {W(fc, &L->bq), W(fc, &L->bk), W(fc, &L->bv)};
+        matmul_group(fc, 3, qkv_out, qkv_w, fc->h, n, qkv_b, b->prefill);
         if (L->attn_q_norm.data) {
             ops->rmsnorm(be, fc->q, fc->q, W(fc, &L->attn_q_norm), n * hp->n_head, hd, hp->rms_eps);
             ops->rmsnorm(be, fc->k, fc->k, W(fc, &L->attn_k_norm), n * hp->n_head_kv, hd,
@@ -147,8 +162,10 @@ static int forward_slice(struct forward_ctx *fc, const struct forward_batch *b, 
         ops->add(be, fc->x, fc->x, fc->h, (int64_t)n * n_embd);
 
         ops->rmsnorm(be, fc->h, fc->x, W(fc, &L->ffn_norm), n, n_embd, hp->rms_eps);
-        ops->matmul(be, fc->gate, W(fc, &L->ffn_gate), fc->h, n, NULL, b->prefill);
-        ops->matmul(be, fc->up, W(fc, &L->ffn_up), fc->h, n, NULL, b->prefill);
+        float *const gu_out[2] = {fc->gate, fc->up};
+        const struct tensor *const gu_w[2] = {W(fc, &L->ffn_gate), W(fc, &L->ffn_up)};
+        const struct tensor *const gu_b[2] = {NULL, NULL};
+        matmul_group(fc, 2, gu_out, gu_w, fc->h, n, gu_b, b->prefill);
         ops->silu_mul(be, fc->gate, fc->gate, fc->up, n, hp->n_ff);
         ops->matmul(be, fc->h, W(fc, &L->ffn_down), fc->gate, n, NULL, b->prefill);
         ops->add(be, fc->x, fc->x, fc->h, (int64_t)n * n_embd);
