@@ -143,6 +143,14 @@ static int forward_slice(struct forward_ctx *fc, const struct forward_batch *b, 
         .head_dim = hd,
         .scale = 1.0f / sqrtf((float)hd),
     };
+    /* the prefill flags of the logits rows */
+    const uint8_t *out_prefill = NULL;
+    if (b->prefill) {
+        for (int32_t i = 0; i < b->n_out; i++)
+            fc->out_prefill[i] = b->prefill[b->out_rows[i]];
+        out_prefill = fc->out_prefill;
+    }
+    bool pruned = false; /* the last layer ran on the logits rows only, into out_h */
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const struct model_layer *L = &m->layers[l];
         ops->rmsnorm(be, fc->h, fc->x, W(fc, &L->attn_norm), n, n_embd, hp->rms_eps);
@@ -158,30 +166,41 @@ static int forward_slice(struct forward_ctx *fc, const struct forward_batch *b, 
         ops->rope(be, fc->q, n, hp->n_head, &rp);
         ops->rope(be, fc->k, n, hp->n_head_kv, &rp);
         ops->attention(be, l, fc->q, fc->k, fc->v, fc->attn, &ap);
-        ops->matmul(be, fc->h, W(fc, &L->wo), fc->attn, n, NULL, b->prefill);
-        ops->add(be, fc->x, fc->x, fc->h, (int64_t)n * n_embd);
+        /* The last layer's output projection and FFN matter only for the rows whose logits
+         * are asked for (the cache needed every row's K and V, now written): a prompt's other
+         * rows, or a whole non-final prompt chunk, stop here. Each kept row's arithmetic is
+         * unchanged, its role flag going with it. */
+        int32_t nr = n;
+        float *xr = fc->x, *ar = fc->attn;
+        const uint8_t *pf = b->prefill;
+        if (l == hp->n_layer - 1 && b->n_out < n) {
+            if (b->n_out == 0)
+                break;
+            nr = b->n_out;
+            ops->gather_rows(be, fc->q, fc->attn, b->out_rows, nr, n_q); /* q is spent */
+            ops->gather_rows(be, fc->out_h, fc->x, b->out_rows, nr, n_embd);
+            xr = fc->out_h, ar = fc->q, pf = out_prefill;
+        }
+        ops->matmul(be, fc->h, W(fc, &L->wo), ar, nr, NULL, pf);
+        ops->add(be, xr, xr, fc->h, (int64_t)nr * n_embd);
 
-        ops->rmsnorm(be, fc->h, fc->x, W(fc, &L->ffn_norm), n, n_embd, hp->rms_eps);
+        ops->rmsnorm(be, fc->h, xr, W(fc, &L->ffn_norm), nr, n_embd, hp->rms_eps);
         float *const gu_out[2] = {fc->gate, fc->up};
         const struct tensor *const gu_w[2] = {W(fc, &L->ffn_gate), W(fc, &L->ffn_up)};
         const struct tensor *const gu_b[2] = {NULL, NULL};
-        matmul_group(fc, 2, gu_out, gu_w, fc->h, n, gu_b, b->prefill);
-        ops->silu_mul(be, fc->gate, fc->gate, fc->up, n, hp->n_ff);
-        ops->matmul(be, fc->h, W(fc, &L->ffn_down), fc->gate, n, NULL, b->prefill);
-        ops->add(be, fc->x, fc->x, fc->h, (int64_t)n * n_embd);
+        matmul_group(fc, 2, gu_out, gu_w, fc->h, nr, gu_b, pf);
+        ops->silu_mul(be, fc->gate, fc->gate, fc->up, nr, hp->n_ff);
+        ops->matmul(be, fc->h, W(fc, &L->ffn_down), fc->gate, nr, NULL, pf);
+        ops->add(be, xr, xr, fc->h, (int64_t)nr * n_embd);
+        pruned = xr == fc->out_h;
     }
-    (void)n_q, (void)n_kv;
+    (void)n_kv;
     if (b->n_out == 0)
         return ops->sync(be);
-    ops->gather_rows(be, fc->out_h, fc->x, b->out_rows, b->n_out, n_embd);
+    if (!pruned)
+        ops->gather_rows(be, fc->out_h, fc->x, b->out_rows, b->n_out, n_embd);
     ops->rmsnorm(be, fc->out_h, fc->out_h, W(fc, &m->output_norm), b->n_out, n_embd,
                  hp->rms_eps);
-    const uint8_t *out_prefill = NULL;
-    if (b->prefill) {
-        for (int32_t i = 0; i < b->n_out; i++)
-            fc->out_prefill[i] = b->prefill[b->out_rows[i]];
-        out_prefill = fc->out_prefill;
-    }
     ops->matmul(be, fc->logits, W(fc, &m->output), fc->out_h, b->n_out, NULL, out_prefill);
     rc = ops->download(be, logits, fc->logits, (size_t)b->n_out * (size_t)hp->n_vocab * sizeof(float));
     if (rc != 0)
