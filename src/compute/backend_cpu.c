@@ -281,6 +281,12 @@ static int cpu_kv_init(struct backend *be, const struct kv_cache_params *p, char
         err_set(err, "cannot allocate %.1f MiB for the KV cache", (double)total / 1048576.0);
         return CND_ENOMEM;
     }
+#ifdef MADV_HUGEPAGE
+    /* attention reads a short piece of many cache rows spread over every layer's K and V:
+     * with 4 KiB pages nearly every block costs a TLB miss */
+    if (total)
+        madvise(mem, total, MADV_HUGEPAGE);
+#endif
     c->kv_mem = mem;
     c->kv_bytes = total;
     return 0;
@@ -857,6 +863,45 @@ static inline float kv_round(const struct backend_cpu *c, float v)
 }
 
 #if defined(__x86_64__)
+/* F16C's conversion rounds to nearest even like fp32_to_fp16: checked equal for every
+ * non-NaN float (NaNs differ only in payload) */
+__attribute__((target("avx2,f16c"))) static size_t f16_row_f16c(const float *x, uint16_t *y,
+                                                                float *back, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h =
+            _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        if (y)
+            _mm_storeu_si128((__m128i *)(void *)(y + i), h);
+        if (back)
+            _mm256_storeu_ps(back + i, _mm256_cvtph_ps(h));
+    }
+    return i;
+}
+#endif
+
+/* y[i] = x[i] as F16 (y may be NULL) and back[i] = that value widened (back may be NULL) */
+static void f16_row(const struct backend_cpu *c, const float *x, uint16_t *y, float *back,
+                    size_t n)
+{
+    size_t i = 0;
+#if defined(__x86_64__)
+    if (c->simd >= QUANT_SIMD_AVX2)
+        i = f16_row_f16c(x, y, back, n);
+#else
+    CND_UNUSED(c);
+#endif
+    for (; i < n; i++) {
+        const uint16_t h = fp32_to_fp16(x[i]);
+        if (y)
+            y[i] = h;
+        if (back)
+            back[i] = fp16_to_fp32(h);
+    }
+}
+
+#if defined(__x86_64__)
 __attribute__((target("avx2,fma,f16c"))) static float dot_f16_avx2(const float *q,
                                                                    const uint16_t *k, int n)
 {
@@ -971,6 +1016,14 @@ TGT512 static inline __m512 kq_lanes_vd(const uint16_t *kr, const float *qr, int
     return _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
 }
 
+#define ATTN_PREFETCH_V 64
+
+static inline void attn_prefetch_row(const uint16_t *row, int32_t hd)
+{
+    for (int32_t o = 0; o < hd * 2; o += 64)
+        _mm_prefetch((const char *)row + o, _MM_HINT_T0);
+}
+
 TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int32_t *bt,
                                   int32_t bs, size_t kv_dim, size_t head_off, const float *qr,
                                   int32_t hd, int32_t pos, float scale, bool pp, float *scores,
@@ -994,6 +1047,10 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
          * pairwise adds as the one-key reduction */
         for (; jk + 16 <= n_keys; jk += 16) {
             __m512 v[16];
+            /* a head's K row is a short piece of a long cache row, so the hardware prefetcher
+             * misses them: fetch the next 16 keys' rows while these are computed */
+            for (int l = 0; l < 16 && jk + 16 + l < n_keys; l++)
+                attn_prefetch_row(KV_ROW(K, jk + 16 + l), hd);
             /* 16 keys from a multiple of 16 lie in one block when bs is a multiple of 16 */
             const uint16_t *k16 = bs % 16 == 0 ? KV_ROW(K, jk) : NULL;
 #define K16(l) (k16 ? k16 + (size_t)(l) * kv_dim : KV_ROW(K, jk + (l)))
@@ -1040,6 +1097,9 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
         scores[j] = s;
         max = s > max ? s : max;
     }
+    /* the V rows the products below start with, fetched while the softmax runs */
+    for (int32_t j = 0; j < n_keys && j < ATTN_PREFETCH_V; j++)
+        attn_prefetch_row(KV_ROW(V, j), hd);
     /* softmax */
     double sum = 0.0;
     for (int32_t j0 = 0; j0 < n_keys; j0 += 16) {
@@ -1152,8 +1212,10 @@ static void attn_task(void *p, int ith, int nth)
         const int32_t pos = b->positions[row];
         const int32_t *bt = b->block_tables[b->seq_idx[row]];
         const float *q = t->q + ((size_t)row * n_head + h) * hd;
-        for (int32_t i = 0; i < hd; i++)
-            qr[i] = kv_round(c, q[i]);
+        if (c->kv_elem == 2)
+            f16_row(c, q, NULL, qr, (size_t)hd);
+        else
+            memcpy(qr, q, (size_t)hd * sizeof(float));
 #if defined(__x86_64__)
         if (c->kv_elem == 2 && cpu_has_avx512(c) && hd <= ATTN_MAX_HD) {
             const bool pp = b->prefill && b->prefill[row];
@@ -1219,10 +1281,8 @@ static void cpu_attention(struct backend *be, int32_t layer, const float *q, con
         const float *kr = k + (size_t)r * kv_dim, *vr = v + (size_t)r * kv_dim;
         if (c->kv_elem == 2) {
             uint16_t *kd = (uint16_t *)(void *)(K + base * 2), *vd = (uint16_t *)(void *)(V + base * 2);
-            for (size_t i = 0; i < kv_dim; i++) {
-                kd[i] = fp32_to_fp16(kr[i]);
-                vd[i] = fp32_to_fp16(vr[i]);
-            }
+            f16_row(c, kr, kd, NULL, kv_dim);
+            f16_row(c, vr, vd, NULL, kv_dim);
         } else {
             memcpy(K + base * 4, kr, kv_dim * 4);
             memcpy(V + base * 4, vr, kv_dim * 4);
