@@ -66,6 +66,11 @@ struct backend_cpu {
     /* per-thread attention scratch */
     float *scores;
     size_t scores_per_thread;
+    /* rope: [n_tokens][n_rot] cos/sin of the current batch's positions, for rope_key */
+    float *rope_tab;
+    size_t rope_cap;
+    bool rope_valid;
+    struct rope_params rope_key;
 };
 
 static struct backend_cpu *cpu(struct backend *be)
@@ -296,6 +301,7 @@ static int cpu_begin_batch(struct backend *be, const struct forward_batch *b)
 {
     struct backend_cpu *c = cpu(be);
     c->batch = b;
+    c->rope_valid = false; /* new positions */
     int32_t max_pos = 0;
     for (int32_t i = 0; i < b->n_tokens; i++)
         max_pos = CND_MAX(max_pos, b->positions[i]);
@@ -543,50 +549,74 @@ struct rope_task {
     float *x;
     int32_t n_rows, n_heads;
     const struct rope_params *rp;
+    bool fill;
 };
 
+/* The rotation of one row's heads by its cos/sin table cs. Both products are fused as the
+ * compiler of the reference build contracted ggml's x0*cos - x1*sin (the first product fused,
+ * the second rounded): llama.cpp's bits need exactly this. */
+#define ROPE_ROTATE_BODY                                                                           \
+    for (int32_t h = 0; h < n_heads; h++) {                                                        \
+        float *v = x + (size_t)h * hd;                                                             \
+        const int32_t off = neox ? n_rot / 2 : 1;                                                  \
+        for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {                                                \
+            const int32_t ia = neox ? i0 / 2 : i0;                                                 \
+            const float x0 = v[ia], x1 = v[ia + off];                                              \
+            v[ia] = fmaf(x0, cs[i0], -(x1 * cs[i0 + 1]));                                          \
+            v[ia + off] = fmaf(x0, cs[i0 + 1], x1 * cs[i0]);                                       \
+        }                                                                                          \
+    }
+static void rope_rotate(float *x, const float *cs, int32_t n_heads, int32_t hd, int32_t n_rot,
+                        bool neox)
+{
+    ROPE_ROTATE_BODY
+}
+#if defined(__x86_64__)
+/* the same with fmaf as one instruction instead of a libm call */
+__attribute__((target("fma"))) static void rope_rotate_fma(float *x, const float *cs,
+                                                           int32_t n_heads, int32_t hd,
+                                                           int32_t n_rot, bool neox)
+{
+    ROPE_ROTATE_BODY
+}
+#endif
+#undef ROPE_ROTATE_BODY
+
+/* rows [r0, r1): fill their cos/sin tables first when asked (the first rope call of a batch;
+ * every later one, q and k of every layer, reuses them) */
 static void rope_rows(struct backend_cpu *c, float *x, int32_t r0, int32_t r1, int32_t n_heads,
-                      const struct rope_params *rp)
+                      const struct rope_params *rp, bool fill)
 {
     const int32_t hd = rp->head_dim, n_rot = rp->n_rot;
-    const float theta_scale = powf(rp->freq_base, -2.0f / (float)n_rot);
-    float cache[2 * 1024];
-    CND_ASSERT(n_rot <= 1024);
-    int32_t cached_pos = -1;
-    for (int32_t r = r0; r < r1; r++) {
-        const int32_t pos = c->batch->positions[r];
-        if (pos != cached_pos) {
+    if (fill) {
+        const float theta_scale = powf(rp->freq_base, -2.0f / (float)n_rot);
+        for (int32_t r = r0; r < r1; r++) {
+            float *cs = c->rope_tab + (size_t)r * (size_t)n_rot;
+            const int32_t pos = c->batch->positions[r];
+            if (r > r0 && pos == c->batch->positions[r - 1]) {
+                memcpy(cs, cs - n_rot, (size_t)n_rot * sizeof(float));
+                continue;
+            }
             float theta = (float)pos;
             for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
                 const float ff = rp->freq_factors ? rp->freq_factors[i0 / 2] : 1.0f;
                 const float th = rp->freq_scale * (theta / ff);
-                cache[i0] = cosf(th);
-                cache[i0 + 1] = sinf(th);
+                cs[i0] = cosf(th);
+                cs[i0 + 1] = sinf(th);
                 theta *= theta_scale;
             }
-            cached_pos = pos;
         }
-        for (int32_t h = 0; h < n_heads; h++) {
-            float *v = x + ((size_t)r * n_heads + h) * hd;
-            if (rp->neox) {
-                const int32_t half = n_rot / 2;
-                for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
-                    const int32_t ic = i0 / 2;
-                    const float x0 = v[ic], x1 = v[ic + half];
-                    /* fused as the compiler of the reference build contracted ggml's
-                     * x0*cos - x1*sin (the first product fused, the second rounded) */
-                    v[ic] = fmaf(x0, cache[i0], -(x1 * cache[i0 + 1]));
-                    v[ic + half] = fmaf(x0, cache[i0 + 1], x1 * cache[i0]);
-                }
-            } else {
-                for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
-                    const float x0 = v[i0], x1 = v[i0 + 1];
-                    /* as above: llama.cpp's bits need this contraction */
-                    v[i0] = fmaf(x0, cache[i0], -(x1 * cache[i0 + 1]));
-                    v[i0 + 1] = fmaf(x0, cache[i0 + 1], x1 * cache[i0]);
-                }
-            }
+    }
+    for (int32_t r = r0; r < r1; r++) {
+        float *xr = x + (size_t)r * (size_t)n_heads * (size_t)hd;
+        const float *cs = c->rope_tab + (size_t)r * (size_t)n_rot;
+#if defined(__x86_64__)
+        if (c->simd >= QUANT_SIMD_AVX2) {
+            rope_rotate_fma(xr, cs, n_heads, hd, n_rot, rp->neox);
+            continue;
         }
+#endif
+        rope_rotate(xr, cs, n_heads, hd, n_rot, rp->neox);
     }
 }
 
@@ -595,23 +625,37 @@ static void rope_task(void *p, int ith, int nth)
     struct rope_task *t = p;
     int64_t lo, hi;
     split_range(t->n_rows, ith, nth, 1, &lo, &hi);
-    rope_rows(t->c, t->x, (int32_t)lo, (int32_t)hi, t->n_heads, t->rp);
+    rope_rows(t->c, t->x, (int32_t)lo, (int32_t)hi, t->n_heads, t->rp, t->fill);
+}
+
+static bool rope_same_table(const struct rope_params *a, const struct rope_params *b)
+{
+    return a->n_rot == b->n_rot && a->freq_base == b->freq_base &&
+           a->freq_scale == b->freq_scale && a->freq_factors == b->freq_factors;
 }
 
 static void cpu_rope(struct backend *be, float *x, int32_t n_rows, int32_t n_heads,
                      const struct rope_params *rp)
 {
     struct backend_cpu *c = cpu(be);
-    /* each row costs n_rot sincos (~40 ns each) plus the rotation */
-    int nt = cpu_threads_elems(c, (int64_t)n_rows * (rp->n_rot * 16 + n_heads * rp->n_rot));
+    const bool fill = !c->rope_valid || !rope_same_table(&c->rope_key, rp);
+    if (fill) {
+        xgrow((void **)&c->rope_tab, &c->rope_cap, (size_t)n_rows * (size_t)rp->n_rot,
+              sizeof(float));
+        c->rope_key = *rp;
+    }
+    /* a row costs n_rot sincos (~40 ns each) when filling, plus the rotation */
+    int nt = cpu_threads_elems(c, (int64_t)n_rows * ((fill ? rp->n_rot * 16 : 0) +
+                                                     n_heads * rp->n_rot));
     if (nt > n_rows)
         nt = n_rows;
     if (nt <= 1) {
-        rope_rows(c, x, 0, n_rows, n_heads, rp);
-        return;
+        rope_rows(c, x, 0, n_rows, n_heads, rp, fill);
+    } else {
+        struct rope_task t = {c, x, n_rows, n_heads, rp, fill};
+        threadpool_run(c->pool, nt, rope_task, &t);
     }
-    struct rope_task t = {c, x, n_rows, n_heads, rp};
-    threadpool_run(c->pool, nt, rope_task, &t);
+    c->rope_valid = true;
 }
 
 /* ---- matmul ---- */
@@ -1318,6 +1362,7 @@ static void cpu_destroy(struct backend *be)
     cpu_packed_free(c);
     cpu_kv_unmap(c);
     free(c->scores);
+    free(c->rope_tab);
     free(c);
 }
 
