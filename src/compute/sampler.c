@@ -5,6 +5,9 @@
 #include "cinder/xalloc.h"
 
 #include <math.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,13 +96,55 @@ static float rng_f32(uint64_t *state) /* [0, 1) */
     return (float)(rng_next(state) >> 40) / 16777216.0f;
 }
 
-int32_t sampler_argmax(const float *logits, int32_t n_vocab)
+static int32_t argmax_scalar(const float *logits, int32_t n_vocab)
 {
     int32_t best = 0;
     for (int32_t i = 1; i < n_vocab; i++)
         if (logits[i] > logits[best])
             best = i;
     return best;
+}
+
+#if defined(__x86_64__)
+/* The same answer in two vector passes: the largest value (NaNs never win: maxps returns its
+ * second operand, the running maximum, when the first is NaN), then the first index holding it
+ * (the lowest id among ties; -0 and +0 compare equal, as in the scalar loop). Logit 0 being NaN
+ * is left to the scalar loop, where it wins by never being beaten. */
+__attribute__((target("avx2"))) static int32_t argmax_avx2(const float *logits, int32_t n_vocab)
+{
+    if (logits[0] != logits[0] || n_vocab < 16)
+        return argmax_scalar(logits, n_vocab);
+    __m256 m = _mm256_set1_ps(logits[0]);
+    int32_t i = 0;
+    for (; i + 8 <= n_vocab; i += 8)
+        m = _mm256_max_ps(_mm256_loadu_ps(logits + i), m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float max = _mm_cvtss_f32(h);
+    for (int32_t j = i; j < n_vocab; j++)
+        max = logits[j] > max ? logits[j] : max;
+    const __m256 mv = _mm256_set1_ps(max);
+    for (i = 0; i + 8 <= n_vocab; i += 8) {
+        const int bits =
+            _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(logits + i), mv, _CMP_EQ_OQ));
+        if (bits)
+            return i + __builtin_ctz((unsigned)bits);
+    }
+    for (; i < n_vocab; i++)
+        if (logits[i] == max)
+            return i;
+    return 0;
+}
+#endif
+
+int32_t sampler_argmax(const float *logits, int32_t n_vocab)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2"))
+        return argmax_avx2(logits, n_vocab);
+#endif
+    return argmax_scalar(logits, n_vocab);
 }
 
 static int cmp_prob_desc(const void *a, const void *b, void *ctx)
