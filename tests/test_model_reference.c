@@ -15,7 +15,9 @@
  * order there) and 3.6e-4 (stories260K F32: one difference not yet found). Their bound is 1e-3
  * and the greedy check is strict: same token at every step before the first whose reference
  * top-1/top-2 margin is under 1e-3. stories260K-q5_1 (Q5_1 with Q8_1 activations, F16 ffn_down)
- * also follows llama.cpp to 2.3e-7, so it gets 1e-3 too. The other integer-quantized files use
+ * also follows llama.cpp to 2.3e-7, and so does random-llama-256x4-q2_k (Q2_K and Q3_K, whose
+ * AVX2 kernels keep llama.cpp's int32 lanes and per-block fma order): 1.4e-7; both get 1e-3
+ * too. The other integer-quantized files use
  * kernels whose order we do not follow (llama.cpp repacks Q4_0, runs tinyBLAS_Q0 in prompt
  * passes, and sums K-quant blocks in its own lane order): one summation difference flips the
  * Q8 rounding of an activation (a step of 1/127 of its block's max), which these tiny peaked
@@ -53,7 +55,7 @@ static const struct ref_model ref_models[] = {
     {"random-llama-256x4-q4_1", "random-llama-256x4-q4_1.gguf", 6e-2},
     {"random-llama-256x4-q5_0", "random-llama-256x4-q5_0.gguf", 6e-2},
     {"random-llama-256x4-q5_1", "random-llama-256x4-q5_1.gguf", 6e-2},
-    {"random-llama-256x4-q2_k", "random-llama-256x4-q2_k.gguf", 6e-2},
+    {"random-llama-256x4-q2_k", "random-llama-256x4-q2_k.gguf", 1e-3},
     {"random-llama-256x4-q3_k_m", "random-llama-256x4-q3_k_m.gguf", 6e-2},
     {"random-llama-256x4-q4_k_m", "random-llama-256x4-q4_k_m.gguf", 6e-2},
     {"random-llama-256x4-q5_k_m", "random-llama-256x4-q5_k_m.gguf", 6e-2},

@@ -458,6 +458,158 @@ KINL void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
 }
 QUANT_DEFINE_DOT_TILE(TGT, q6_k, k_q6_k)
 
+/* Q2_K {u8 scales[16] (scale | min << 4); u8 qs[64]; f16 d, dmin} and Q3_K {u8 hmask[32]; u8
+ * qs[64]; u8 scales[12]; f16 d}. Both keep 2-bit quants in qs: the 32 bytes of half n hold, at
+ * bit pair j, elements 128n + 32j + 0..31, i.e. sub-blocks (16 elements) 8n + 2j and 8n + 2j + 1.
+ * One maddubs per (n, j) against those 32 activations, then madd with the two sub-blocks'
+ * scales (8 int16 lanes each) gives exact int32 partial sums, as in k_q6_k. */
+
+/* [s0 x 8, s0 + 1 x 8] as int16 from 16 per-sub-block byte scales */
+KINL __m256i k23_scale_pair(__m128i sc8, int s0, bool is_signed)
+{
+    const __m128i idx = _mm_set_epi8((char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1),
+                                     (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1),
+                                     (char)s0, (char)s0, (char)s0, (char)s0, (char)s0, (char)s0,
+                                     (char)s0, (char)s0);
+    const __m128i b = _mm_shuffle_epi8(sc8, idx);
+    return is_signed ? _mm256_cvtepi8_epi16(b) : _mm256_cvtepu8_epi16(b);
+}
+
+/* Q2_K: sum_s sc_s * dot(q, a)_s * d * da - sum_s m_s * bsum_s * dmin * da, per block */
+KINL void k_q2_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *out,
+                 size_t os, const int R, const int C)
+{
+    const int64_t nb = n / 256;
+    __m256 acc[4][4];
+    UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm256_setzero_ps();
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int64_t ib = 0; ib < nb; ib++) {
+        __m128i sc8[4];
+        __m256i mn16[4];
+        float dw[4], dmw[4];
+        UNROLL FOR_R
+        {
+            const uint8_t *wb = w + r * ws + ib * 84;
+            const __m128i raw = loadu128(wb);
+            sc8[r] = _mm_and_si128(raw, m4);
+            mn16[r] = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+            dw[r] = ldh_f(wb + 80);
+            dmw[r] = ldh_f(wb + 82);
+        }
+        __m256i isum[4][4];
+        UNROLL FOR_R UNROLL FOR_C isum[r][c] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 4; j++) {
+                __m256i q[4], sp[4];
+                UNROLL FOR_R
+                {
+                    const __m256i qs = loadu256(w + r * ws + ib * 84 + 16 + 32 * h);
+                    q[r] = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m2);
+                    sp[r] = k23_scale_pair(sc8[r], 8 * h + 2 * j, false);
+                }
+                UNROLL FOR_C
+                {
+                    const __m256i av = loadu256(a + c * as + ib * 292 + 4 + 128 * h + 32 * j);
+                    UNROLL FOR_R isum[r][c] = _mm256_add_epi32(
+                        isum[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], av), sp[r]));
+                }
+            }
+        UNROLL FOR_C
+        {
+            const uint8_t *ab = a + c * as + ib * 292;
+            const float da = quant_ld_f32(ab);
+            const __m256i bs = loadu256(ab + 260);
+            UNROLL FOR_R
+            {
+                /* llama.cpp's order: the mins' term, then the scaled sums, each one fma */
+                const __m256 fm = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn16[r], bs));
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(-da * dmw[r]), fm, acc[r][c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(da * dw[r]),
+                                            _mm256_cvtepi32_ps(isum[r][c]), acc[r][c]);
+            }
+        }
+    }
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c] = hsum8(acc[r][c]);
+}
+QUANT_DEFINE_DOT_TILE(TGT, q2_k, k_q2_k)
+
+/* Q3_K's 16 signed 6-bit scales (the -32 offset applied), as bytes */
+KINL __m128i k3_scales(const uint8_t *s)
+{
+    /* low 4 bits: scale j < 8 in the low nibble of byte j, j >= 8 in the high nibble of j - 8;
+     * top 2 bits: scale j at bits 2 * (j / 4) of byte 8 + j % 4 */
+    uint64_t lo8;
+    uint32_t hb;
+    memcpy(&lo8, s, 8);
+    memcpy(&hb, s + 8, 4);
+    const __m128i v = _mm_cvtsi64_si128((long long)lo8), m4 = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, m4),
+                                          _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+    const uint32_t m2 = 0x03030303u;
+    const __m128i hi = _mm_set_epi32((int)((hb >> 6) & m2), (int)((hb >> 4) & m2),
+                                     (int)((hb >> 2) & m2), (int)(hb & m2));
+    return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+}
+
+/* Q3_K: q = low2 - (hmask bit ? 0 : 4) in -4..3, as two unsigned maddubs (low2 and the 4 to
+ * take off) subtracted in 16 bits: every int32 lane then holds the same exact sum as in
+ * llama.cpp's AVX2 kernel, whose float steps per block (one fma) follow */
+KINL void k_q3_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *out,
+                 size_t os, const int R, const int C)
+{
+    const int64_t nb = n / 256;
+    __m256 acc[4][4];
+    UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm256_setzero_ps();
+    const __m256i m2 = _mm256_set1_epi8(0x03), four = _mm256_set1_epi8(0x04);
+    for (int64_t ib = 0; ib < nb; ib++) {
+        __m128i sc8[4];
+        float dw[4];
+        UNROLL FOR_R
+        {
+            const uint8_t *wb = w + r * ws + ib * 110;
+            sc8[r] = k3_scales(wb + 96);
+            dw[r] = ldh_f(wb + 108);
+        }
+        __m256i isum[4][4];
+        UNROLL FOR_R UNROLL FOR_C isum[r][c] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 4; j++) {
+                __m256i q[4], q4[4], sp[4];
+                const __m256i bit = _mm256_set1_epi8((char)(1 << (4 * h + j)));
+                UNROLL FOR_R
+                {
+                    const uint8_t *wb = w + r * ws + ib * 110;
+                    const __m256i qs = loadu256(wb + 32 + 32 * h);
+                    const __m256i hm = loadu256(wb);
+                    /* 4 where the high bit is clear */
+                    q4[r] = _mm256_andnot_si256(
+                        _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
+                    q[r] = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m2);
+                    sp[r] = k23_scale_pair(sc8[r], 8 * h + 2 * j, true);
+                }
+                UNROLL FOR_C
+                {
+                    const __m256i av = loadu256(a + c * as + ib * 292 + 4 + 128 * h + 32 * j);
+                    UNROLL FOR_R
+                    {
+                        const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[r], av),
+                                                           _mm256_maddubs_epi16(q4[r], av));
+                        isum[r][c] = _mm256_add_epi32(isum[r][c], _mm256_madd_epi16(p, sp[r]));
+                    }
+                }
+            }
+        UNROLL FOR_C
+        {
+            const float da = quant_ld_f32(a + c * as + ib * 292);
+            UNROLL FOR_R acc[r][c] = _mm256_fmadd_ps(
+                _mm256_set1_ps(da * dw[r]), _mm256_cvtepi32_ps(isum[r][c]), acc[r][c]);
+        }
+    }
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c] = hsum8(acc[r][c]);
+}
+QUANT_DEFINE_DOT_TILE(TGT, q3_k, k_q3_k)
+
 /* ------------------------------------------------------------------------------------------ */
 /* activation quantization (bit-identical with quant_ref.c) */
 
@@ -619,8 +771,8 @@ void quant_avx2_fill(enum cnd_dtype t, struct quant_kernels *k)
     case CND_DTYPE_Q4_K: SET(q4_k); k->quantize_act = qa_q8_k; break;
     case CND_DTYPE_Q5_K: SET(q5_k); k->quantize_act = qa_q8_k; break;
     case CND_DTYPE_Q6_K: SET(q6_k); k->quantize_act = qa_q8_k; break;
-    case CND_DTYPE_Q2_K:
-    case CND_DTYPE_Q3_K: k->quantize_act = qa_q8_k; break;
+    case CND_DTYPE_Q2_K: SET(q2_k); k->quantize_act = qa_q8_k; break;
+    case CND_DTYPE_Q3_K: SET(q3_k); k->quantize_act = qa_q8_k; break;
     default: break;
     }
 #undef SET
