@@ -702,7 +702,7 @@ static void test_x16(void)
 {
     enum { NR = 37, NC = 11 }; /* 3 groups, the last one partial; columns: a tile of 8 + 3 */
     static const enum cnd_dtype types[] = {CND_DTYPE_Q4_0, CND_DTYPE_Q8_0, CND_DTYPE_Q4_K,
-                                           CND_DTYPE_Q6_K};
+                                           CND_DTYPE_Q5_K, CND_DTYPE_Q6_K};
     if (!quant_x16_supported(CND_DTYPE_Q4_0)) {
         printf("  (x16 kernels need AVX-512 VNNI: not tested on this CPU)\n");
         return;
@@ -730,7 +730,9 @@ static void test_x16(void)
                 k->quantize_act(x, a + c * as, n);
             }
             const size_t pb = quant_x16_size(t, n, NR), aw = quant_x16_aux_words(t, n);
-            CHECK(pb == (size_t)((NR + 15) / 16 * 16) * ws + (t == CND_DTYPE_Q4_K ? 4u * (size_t)(n / 256) * 48 : 0));
+            /* Q4_K and Q5_K store their 12 bytes of 6-bit scales as 16 */
+            const bool k45 = t == CND_DTYPE_Q4_K || t == CND_DTYPE_Q5_K;
+            CHECK(pb == (size_t)((NR + 15) / 16 * 16) * ws + (k45 ? 4u * (size_t)(n / 256) * 48 : 0));
             uint8_t *packed = malloc(pb);
             int32_t *aux = malloc(sizeof(int32_t) * aw * NC);
             quant_x16_pack(t, n, NR, w, ws, 0, (NR + 15) / 16, packed);

@@ -14,9 +14,10 @@
  * the same alone or in a batch of any size (batch invariance), and decode (one column) runs the
  * same code as prompt processing.
  *
- * Types: Q4_0 and Q8_0 (against Q8_0 activations), Q4_K and Q6_K (against Q8_K). The size of a
- * packed matrix equals the plain one except Q4_K (148 instead of 144 bytes per row and block:
- * the 6-bit scales are stored unpacked). Rows are padded to a multiple of 16 with zero rows. */
+ * Types: Q4_0 and Q8_0 (against Q8_0 activations), Q4_K, Q5_K and Q6_K (against Q8_K). The
+ * size of a packed matrix equals the plain one except Q4_K and Q5_K (148 / 180 instead of 144 /
+ * 176 bytes per row and block: the 6-bit scales are stored unpacked). Rows are padded to a
+ * multiple of 16 with zero rows. */
 #ifndef CINDER_QUANT_X16_H
 #define CINDER_QUANT_X16_H
 

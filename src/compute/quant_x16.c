@@ -7,10 +7,12 @@
  *   Q8_0 (544 B)  q[8][64] | d[16] f16. Vector k: byte b of lane r = quant(4k+b) + 128.
  *   Q4_K (2368 B) d[16] f16 | dmin[16] f16 | sc[8][16] u8 | mins[4][16][2] u8 (sub-block
  *                 pairs 2t, 2t+1 side by side per row) | nib[32][64] (as Q4_0).
+ *   Q5_K (2880 B) as Q4_K (nibbles: the low 4 bits) | hi[8][64]: vector h, byte b of lane r:
+ *                 bit 2i / 2i+1 = bit 4 of elements 8(4h+i)+b / 8(4h+i)+4+b, i = 0..3.
  *   Q6_K (3360 B) d[16] f16 | sc[16][16] s8 | nib[32][64] (low 4 bits, as Q4_0) | hi[16][64]:
  *                 vector s, byte b of lane r: bits 0-1, 2-3, 4-5, 6-7 = top two bits of
  *                 elements 16s+b, 16s+4+b, 16s+8+b, 16s+12+b.
- * Weights enter vpdpbusd unsigned (0..15, 0..63, q+128); the activation side of the offset
+ * Weights enter vpdpbusd unsigned (0..15, 0..31, 0..63, q+128); the activation side of the offset
  * (8, 32 or 128 times the activation sum of the block or sub-block) is the accumulator's start
  * value, prepared per column with the block's scale as a float. */
 #include "cinder/quant_x16.h"
@@ -31,6 +33,7 @@ static size_t group_block_bytes(enum cnd_dtype t)
     case CND_DTYPE_Q4_0: return 288;
     case CND_DTYPE_Q8_0: return 544;
     case CND_DTYPE_Q4_K: return 2368;
+    case CND_DTYPE_Q5_K: return 2880;
     case CND_DTYPE_Q6_K: return 3360;
     default: return 0;
     }
@@ -91,7 +94,9 @@ static void pack_block(enum cnd_dtype t, const uint8_t *blk /* NULL: zero row */
         memcpy(g + 512 + 2 * r, &d, 2);
         break;
     }
-    case CND_DTYPE_Q4_K: {
+    case CND_DTYPE_Q4_K:
+    case CND_DTYPE_Q5_K: {
+        const bool q5 = t == CND_DTYPE_Q5_K;
         const uint16_t d = blk ? quant_ld_u16(blk) : 0, dm = blk ? quant_ld_u16(blk + 2) : 0;
         memcpy(g + 2 * r, &d, 2);
         memcpy(g + 32 + 2 * r, &dm, 2);
@@ -102,13 +107,29 @@ static void pack_block(enum cnd_dtype t, const uint8_t *blk /* NULL: zero row */
             g[64 + 16 * s + r] = sc;
             g[192 + 32 * (s / 2) + 2 * r + (s & 1)] = m;
         }
+        /* nibbles at 16 (Q4_K) or 48 (Q5_K, after qh[32]); Q5_K's bit 4 of element e is bit
+         * e / 32 of qh[e % 32] */
+        const uint8_t *qs = blk ? blk + (q5 ? 48 : 16) : NULL;
         for (int j = 0; j < 4; j++)
             for (int i = 0; i < 32; i++) {
-                const uint8_t b = blk ? blk[16 + 32 * j + i] : 0;
+                const uint8_t b = qs ? qs[32 * j + i] : 0;
                 q[64 * j + i] = b & 0xF;
                 q[64 * j + 32 + i] = b >> 4;
             }
+        if (q5 && blk)
+            for (int e = 0; e < 256; e++)
+                q[e] = (uint8_t)(q[e] | (((blk[16 + e % 32] >> (e / 32)) & 1) << 4));
         put_nibbles(g + 320, r, q, 256);
+        if (q5)
+            for (int h = 0; h < 8; h++)
+                for (int b = 0; b < 4; b++) {
+                    uint8_t v = 0;
+                    for (int i = 0; i < 4; i++) {
+                        const int e = 8 * (4 * h + i) + b;
+                        v = (uint8_t)(v | ((q[e] >> 4) << (2 * i)) | ((q[e + 4] >> 4) << (2 * i + 1)));
+                    }
+                    g[2368 + 64 * h + 4 * r + b] = v;
+                }
         break;
     }
     case CND_DTYPE_Q6_K: {
@@ -161,13 +182,14 @@ void quant_x16_pack(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const void *
 
 /* ---- activation side data ---- */
 
-/* words per block: Q8_0 {d, init}; Q4_K {d, 4 sub-block-sum pairs}; Q6_K {d, 16 inits} */
+/* words per block: Q8_0 {d, init}; Q4_K, Q5_K {d, 4 sub-block-sum pairs}; Q6_K {d, 16 inits} */
 static int aux_block_words(enum cnd_dtype t)
 {
     switch (t) {
     case CND_DTYPE_Q4_0:
     case CND_DTYPE_Q8_0: return 2;
-    case CND_DTYPE_Q4_K: return 5;
+    case CND_DTYPE_Q4_K:
+    case CND_DTYPE_Q5_K: return 5;
     case CND_DTYPE_Q6_K: return 17;
     default: return 0;
     }
@@ -200,7 +222,7 @@ void quant_x16_prepare(enum cnd_dtype t, int64_t n_in, const void *act, size_t a
                 int16_t bs[16];
                 memcpy(x, ab, 4); /* d: f32 already */
                 memcpy(bs, ab + 260, 32);
-                if (t == CND_DTYPE_Q4_K) {
+                if (t == CND_DTYPE_Q4_K || t == CND_DTYPE_Q5_K) {
                     for (int p = 0; p < 4; p++) {
                         const int32_t lo = bs[4 * p] + bs[4 * p + 1],
                                       hi = bs[4 * p + 2] + bs[4 * p + 3];
@@ -284,10 +306,11 @@ KINL void b_q8g(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
     }
 }
 
+/* Q4_K, and Q5_K (Q5: bit 4 of each quant from the hi vectors, as Q6_K's top bits) */
 KINL void b_q4k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row, const int32_t *aux,
-                size_t aux_words, __m512 *acc, const int C)
+                size_t aux_words, __m512 *acc, const int C, const bool Q5)
 {
-    const __m512i lo4 = _mm512_set1_epi8(0x0F);
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
     for (int o = 0; o < 320; o += 64)
         PF(g + o);
     __m512i isum[8];
@@ -295,12 +318,31 @@ KINL void b_q4k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
     for (int s = 0; s < 8; s++) {
         __m512i sub[8];
         FOR_COLS sub[c] = _mm512_setzero_si512();
+        __m512i H = _mm512_setzero_si512();
+        if (Q5) {
+            PF(g + 2368 + 64 * s);
+            H = _mm512_loadu_si512(g + 2368 + 64 * s);
+        }
         _Pragma("GCC unroll 4") for (int v = 4 * s; v < 4 * s + 4; v++)
         {
             PF(g + 320 + 64 * v);
             const __m512i W = _mm512_loadu_si512(g + 320 + 64 * v);
-            const __m512i w0 = _mm512_and_si512(W, lo4);
-            const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(W, 4), lo4);
+            __m512i w0 = _mm512_and_si512(W, lo4);
+            __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(W, 4), lo4);
+            if (Q5) {
+                /* bits 2i and 2i+1 of each byte (i = v - 4s) to bit 4 */
+                const int i = v - 4 * s;
+                const __m512i h0 = i == 0   ? _mm512_slli_epi16(H, 4)
+                                   : i == 1 ? _mm512_slli_epi16(H, 2)
+                                   : i == 2 ? H
+                                            : _mm512_srli_epi16(H, 2);
+                const __m512i h1 = i == 0   ? _mm512_slli_epi16(H, 3)
+                                   : i == 1 ? _mm512_slli_epi16(H, 1)
+                                   : i == 2 ? _mm512_srli_epi16(H, 1)
+                                            : _mm512_srli_epi16(H, 3);
+                w0 = _mm512_or_si512(w0, _mm512_and_si512(h0, b4));
+                w1 = _mm512_or_si512(w1, _mm512_and_si512(h1, b4));
+            }
             FOR_COLS
             {
                 const uint8_t *a = act + (size_t)c * act_row + 292 * b + 4 + 8 * v;
@@ -372,14 +414,15 @@ KINL void b_q6k(const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
     }
 }
 
-/* the block function of type t (Q4_0 / Q8_0 / Q4_K / Q6_K) on acc for C columns */
+/* the block function of type t (Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K) on acc for C columns */
 KINL void blk(enum cnd_dtype t, const uint8_t *g, int64_t b, const uint8_t *act, size_t act_row,
               const int32_t *aux, size_t aw, __m512 *acc, const int C)
 {
     switch (t) {
     case CND_DTYPE_Q4_0: b_q8g(g, b, act, act_row, aux, aw, acc, C, true); break;
     case CND_DTYPE_Q8_0: b_q8g(g, b, act, act_row, aux, aw, acc, C, false); break;
-    case CND_DTYPE_Q4_K: b_q4k(g, b, act, act_row, aux, aw, acc, C); break;
+    case CND_DTYPE_Q4_K: b_q4k(g, b, act, act_row, aux, aw, acc, C, false); break;
+    case CND_DTYPE_Q5_K: b_q4k(g, b, act, act_row, aux, aw, acc, C, true); break;
     default: b_q6k(g, b, act, act_row, aux, aw, acc, C); break;
     }
 }
@@ -433,6 +476,10 @@ KINL void k_groups(enum cnd_dtype t, const uint8_t *packed, size_t gbytes, size_
     } break;                                                                                       \
     case CND_DTYPE_Q4_K: {                                                                         \
         const enum cnd_dtype T = CND_DTYPE_Q4_K;                                                   \
+        body;                                                                                      \
+    } break;                                                                                       \
+    case CND_DTYPE_Q5_K: {                                                                         \
+        const enum cnd_dtype T = CND_DTYPE_Q5_K;                                                   \
         body;                                                                                      \
     } break;                                                                                       \
     case CND_DTYPE_Q6_K: {                                                                         \
