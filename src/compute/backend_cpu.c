@@ -59,7 +59,12 @@ struct backend_cpu {
     struct kv_cache_params kv;
     uint8_t *kv_mem;
     size_t kv_bytes;
-    size_t kv_layer_bytes; /* K and V of one layer, each n_slots * kv_dim elements */
+    /* K and V of one layer, each n_slots * kv_dim elements, head-major: KV head h's row of slot
+     * s at element (h * kv_slots + s) * head_dim, so one head's keys of a block are one
+     * contiguous run (2 KiB for 16 x 64 F16) that the hardware prefetcher streams, where a
+     * slot-major row would leave them 1 KiB apart */
+    size_t kv_layer_bytes;
+    size_t kv_slots;
     size_t kv_elem;
     /* current batch */
     const struct forward_batch *batch;
@@ -278,6 +283,7 @@ static int cpu_kv_init(struct backend *be, const struct kv_cache_params *p, char
     size_t n_slots = (size_t)p->n_blocks * (size_t)p->block_size;
     size_t kv_dim = (size_t)p->n_head_kv * (size_t)p->head_dim;
     c->kv_layer_bytes = n_slots * kv_dim * c->kv_elem;
+    c->kv_slots = n_slots;
     size_t total = c->kv_layer_bytes * 2 * (size_t)p->n_layer;
     void *mem = total ? mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
                              MAP_NORESERVE, -1, 0)
@@ -1069,7 +1075,7 @@ static inline void attn_prefetch_row(const uint16_t *row, int32_t hd)
 }
 
 TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int32_t *bt,
-                                  int32_t bs, size_t kv_dim, size_t head_off, const float *qr,
+                                  int32_t bs, size_t row_stride, size_t head_off, const float *qr,
                                   int32_t hd, int32_t pos, float scale, bool pp, float *scores,
                                   float *o)
 {
@@ -1080,7 +1086,7 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
     CND_ASSERT((bs & (bs - 1)) == 0);
 #define KV_ROW(base, j)                                                                            \
     ((const uint16_t *)(const void *)((base) + (((size_t)bt[(j) >> bs_shift] << bs_shift |        \
-                                                 (size_t)((j) & (bs - 1))) * kv_dim + head_off) * 2))
+                                                 (size_t)((j) & (bs - 1))) * row_stride + head_off) * 2))
     /* kq */
     const bool kq_pp = pp && hd % 16 == 0;
     const int32_t kq_np = kq_pp ? hd : (hd & ~63);
@@ -1097,7 +1103,7 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
                 attn_prefetch_row(KV_ROW(K, jk + 16 + l), hd);
             /* 16 keys from a multiple of 16 lie in one block when bs is a multiple of 16 */
             const uint16_t *k16 = bs % 16 == 0 ? KV_ROW(K, jk) : NULL;
-#define K16(l) (k16 ? k16 + (size_t)(l) * kv_dim : KV_ROW(K, jk + (l)))
+#define K16(l) (k16 ? k16 + (size_t)(l) * row_stride : KV_ROW(K, jk + (l)))
             if (kq_pp)
                 for (int l = 0; l < 16; l += 4) {
                     /* four keys' chains side by side (one fma chain alone waits on latency) */
@@ -1171,8 +1177,14 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
     const int32_t n_simd = n_keys < kv_np ? n_keys : kv_np;
     /* slot s accumulates keys s, s + n_slots, ... in key order, each lane one output d. Done
      * 16 slots x 16 outputs at a time in registers (the same fma sequence per lane as one
-     * accumulator row per slot in memory, without the loads and stores). */
-    for (int32_t p0 = 0; p0 < n_slots; p0 += 16)
+     * accumulator row per slot in memory, without the loads and stores). Slot groups no key
+     * reaches stay +0 and are skipped: adding +0 to an accumulator changes no bit (one that
+     * starts at +0 never becomes -0 under round-to-nearest), which matters in decode, where
+     * a context under 64 keys fills few of the 64 slots and one of at most 32 fills none. */
+    const int32_t n_groups = kv_pp ? 1 : ((n_simd < 64 ? n_simd : 64) + 15) / 16;
+    if (n_groups == 0)
+        memset(acc, 0, 16 * st * sizeof(float));
+    for (int32_t p0 = 0; p0 < 16 * n_groups; p0 += 16)
         for (int32_t d = 0; d < hd; d += 16) {
             const __mmask16 m =
                 hd - d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (hd - d)) - 1);
@@ -1184,7 +1196,7 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
                     const uint16_t *v16 = KV_ROW(V, j0); /* j0 % 16 == 0: one block */
                     _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++)
                     {
-                        const uint16_t *vr = v16 + (size_t)l * kv_dim;
+                        const uint16_t *vr = v16 + (size_t)l * row_stride;
                         a16[l] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, vr + d)),
                                                  _mm512_set1_ps(scores[j0 + l]), a16[l]);
                     }
@@ -1199,11 +1211,13 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
             for (int l = 0; l < 16; l++)
                 _mm512_mask_storeu_ps(acc + (size_t)(p0 + l) * st + d, m, a16[l]);
         }
-    if (!kv_pp) /* sum0 += sum2, sum1 += sum3, sum0 += sum1 (slots 16u + l) */
+    if (!kv_pp) /* sum0 += sum2, sum1 += sum3, sum0 += sum1 (slots 16u + l), used groups only */
         for (int u = 0; u < 2; u++)
-            for (int32_t i = 0; i < 16 * hd; i++)
-                acc[(size_t)u * 16 * st + (size_t)i] += acc[(size_t)(u + 2) * 16 * st + (size_t)i];
-    if (!kv_pp)
+            if (u + 2 < n_groups)
+                for (int32_t i = 0; i < 16 * hd; i++)
+                    acc[(size_t)u * 16 * st + (size_t)i] +=
+                        acc[(size_t)(u + 2) * 16 * st + (size_t)i];
+    if (!kv_pp && n_groups > 1)
         for (int32_t i = 0; i < 16 * hd; i++)
             acc[i] += acc[16 * st + (size_t)i];
     fold16_rows(acc, st, hd, o);
@@ -1242,7 +1256,7 @@ static void attn_rows(struct attn_task *t, int ith, int64_t lo, int64_t hi)
     const struct attn_params *ap = t->ap;
     const int32_t hd = ap->head_dim, n_head = ap->n_head;
     const int32_t group = ap->n_head / ap->n_head_kv;
-    const size_t kv_dim = (size_t)ap->n_head_kv * (size_t)hd;
+    const size_t row_stride = (size_t)hd; /* elements from one slot to the next (head-major) */
     const int32_t bs = c->kv.block_size;
     const uint8_t *K = c->kv_mem + (size_t)t->layer * 2 * c->kv_layer_bytes;
     const uint8_t *V = K + c->kv_layer_bytes;
@@ -1263,7 +1277,8 @@ static void attn_rows(struct attn_task *t, int ith, int64_t lo, int64_t hi)
 #if defined(__x86_64__)
         if (c->kv_elem == 2 && cpu_has_avx512(c) && hd <= ATTN_MAX_HD) {
             const bool pp = b->prefill && b->prefill[row];
-            attn_head_ggml(K, V, bt, bs, kv_dim, (size_t)kvh * hd, qr, hd, pos, ap->scale, pp,
+            attn_head_ggml(K, V, bt, bs, row_stride, (size_t)kvh * c->kv_slots * (size_t)hd, qr,
+                           hd, pos, ap->scale, pp,
                            scores, t->out + ((size_t)row * n_head + h) * hd);
             continue;
         }
@@ -1271,7 +1286,7 @@ static void attn_rows(struct attn_task *t, int ith, int64_t lo, int64_t hi)
         float max = -INFINITY;
         for (int32_t j = 0; j <= pos; j++) {
             size_t slot = (size_t)bt[j / bs] * (size_t)bs + (size_t)(j % bs);
-            size_t off = slot * kv_dim + (size_t)kvh * hd;
+            size_t off = ((size_t)kvh * c->kv_slots + slot) * row_stride;
             float s;
 #if defined(__x86_64__)
             if (use_avx2) {
@@ -1299,7 +1314,7 @@ static void attn_rows(struct attn_task *t, int ith, int64_t lo, int64_t hi)
         for (int32_t j = 0; j <= pos; j++) {
             const float w = kv_round(c, scores[j] * inv);
             size_t slot = (size_t)bt[j / bs] * (size_t)bs + (size_t)(j % bs);
-            size_t off = slot * kv_dim + (size_t)kvh * hd;
+            size_t off = ((size_t)kvh * c->kv_slots + slot) * row_stride;
 #if defined(__x86_64__)
             if (use_avx2) {
                 axpy_f16_avx2(o, w, (const uint16_t *)(const void *)(V + off * 2), hd);
@@ -1330,18 +1345,21 @@ static void cpu_attention(struct backend *be, int32_t layer, const float *q, con
     const size_t kv_dim = (size_t)ap->n_head_kv * (size_t)ap->head_dim;
     uint8_t *K = c->kv_mem + (size_t)layer * 2 * c->kv_layer_bytes;
     uint8_t *V = K + c->kv_layer_bytes;
-    for (int32_t r = 0; r < b->n_tokens; r++) {
-        size_t base = (size_t)b->slots[r] * kv_dim;
-        const float *kr = k + (size_t)r * kv_dim, *vr = v + (size_t)r * kv_dim;
-        if (c->kv_elem == 2) {
-            uint16_t *kd = (uint16_t *)(void *)(K + base * 2), *vd = (uint16_t *)(void *)(V + base * 2);
-            f16_row(c, kr, kd, NULL, kv_dim);
-            f16_row(c, vr, vd, NULL, kv_dim);
-        } else {
-            memcpy(K + base * 4, kr, kv_dim * 4);
-            memcpy(V + base * 4, vr, kv_dim * 4);
+    const size_t hd = (size_t)ap->head_dim;
+    for (int32_t r = 0; r < b->n_tokens; r++)
+        for (int32_t h = 0; h < ap->n_head_kv; h++) {
+            /* head-major (see kv_layer_bytes) */
+            const size_t base = ((size_t)h * c->kv_slots + (size_t)b->slots[r]) * hd;
+            const float *kr = k + (size_t)r * kv_dim + (size_t)h * hd;
+            const float *vr = v + (size_t)r * kv_dim + (size_t)h * hd;
+            if (c->kv_elem == 2) {
+                f16_row(c, kr, (uint16_t *)(void *)(K + base * 2), NULL, hd);
+                f16_row(c, vr, (uint16_t *)(void *)(V + base * 2), NULL, hd);
+            } else {
+                memcpy(K + base * 4, kr, hd * 4);
+                memcpy(V + base * 4, vr, hd * 4);
+            }
         }
-    }
     double work = 0;
     for (int32_t r = 0; r < b->n_tokens; r++)
         work += (double)(b->positions[r] + 1) * ap->head_dim * 2 * ap->n_head;
