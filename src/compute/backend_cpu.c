@@ -666,6 +666,8 @@ static void cpu_rope(struct backend *be, float *x, int32_t n_rows, int32_t n_hea
 
 /* ---- matmul ---- */
 
+#define MM_MAX_BOUNDS 24 /* decode chunks of one product at most */
+
 struct matmul_task {
     struct backend_cpu *c;
     const struct quant_kernels *k;
@@ -676,6 +678,9 @@ struct matmul_task {
     size_t act_row;
     const float *bias;
     int64_t chunk_rows;
+    /* decode: chunk i is rows [bound[i], bound[i + 1]) (n_bounds > 0), else chunk_rows each */
+    int n_bounds;
+    int64_t bound[MM_MAX_BOUNDS + 1];
     bool x16;               /* w is repacked (quant_x16.h) */
     const uint8_t *prefill; /* [n] row roles, or NULL where the weight has one order only */
 };
@@ -751,12 +756,24 @@ static void matmul_quantize_chunk(void *p, int64_t chunk, int i_thread)
 }
 
 /* x16 layout: chunk_rows is a multiple of 16 (whole row groups) */
+/* rows [*r0, *r1) of chunk `chunk` */
+static void matmul_chunk_rows(const struct matmul_task *t, int64_t chunk, int64_t *r0, int64_t *r1)
+{
+    if (t->n_bounds > 0) {
+        *r0 = t->bound[chunk], *r1 = t->bound[chunk + 1];
+        return;
+    }
+    *r0 = chunk * t->chunk_rows;
+    *r1 = CND_MIN(t->w->ne[1], *r0 + t->chunk_rows);
+}
+
 static void matmul_x16_chunk(void *p, int64_t chunk, int i_thread)
 {
     struct matmul_task *t = p;
     CND_UNUSED(i_thread);
-    const int64_t n_out = t->w->ne[1], r0 = chunk * t->chunk_rows,
-                  r1 = CND_MIN(n_out, r0 + t->chunk_rows);
+    const int64_t n_out = t->w->ne[1];
+    int64_t r0, r1;
+    matmul_chunk_rows(t, chunk, &r0, &r1);
     quant_x16_gemm(t->w->dtype, t->w->ne[0], n_out, t->w->data, r0 / 16, (r1 + 15) / 16,
                    t->c->act, t->act_row, t->c->aux, t->n, t->out, (size_t)n_out);
     matmul_add_bias(t, r0, r1);
@@ -766,8 +783,9 @@ static void matmul_chunk(void *p, int64_t chunk, int i_thread)
 {
     struct matmul_task *t = p;
     CND_UNUSED(i_thread);
-    const int64_t r0 = chunk * t->chunk_rows;
-    matmul_rows(t, r0, CND_MIN(t->w->ne[1], r0 + t->chunk_rows));
+    int64_t r0, r1;
+    matmul_chunk_rows(t, chunk, &r0, &r1);
+    matmul_rows(t, r0, r1);
 }
 
 /* Fill t for out = x * W^T (+ bias) and make room for its prepared activations. */
@@ -812,12 +830,31 @@ static void matmul_quantize(struct matmul_task *t, int nt)
 }
 
 /* Cut the output rows into chunks (whole 16-row groups) for nt threads; returns their count.
- * Decode takes 2 chunks per thread: each chunk is read as 4 streams (x16 groups, or gemv's
- * quarters), and long streams stream fastest (8 chunks per thread measured ~25% slower).
- * Batches take about 8 (finer balance when the machine is shared). */
+ * Decode (one column over x16 groups or gemv's quarters, each chunk read as 4 streams) wants
+ * long streams: uniform chunks of 1/16 per thread measured ~25% slower than 1/4. But with
+ * 2 chunks per thread the faster thread waits for the slower one's last chunk (5-7% of an F16
+ * decode profile). So decode chunks are guided: each takes 1/(2 nt) of what is left, down to
+ * MM_MIN_DECODE_GROUPS groups, and the chunks handed out last are small. Batches take about
+ * 8 uniform chunks per thread (finer balance when the machine is shared). */
+#define MM_MIN_DECODE_GROUPS 4
 static int64_t matmul_plan(struct matmul_task *t, int nt)
 {
     const int64_t n_out = t->w->ne[1], ng = (n_out + 15) / 16;
+    t->n_bounds = 0;
+    if (t->n == 1 && (t->x16 || t->k->gemv) && nt > 1) {
+        int64_t g = 0;
+        t->bound[0] = 0;
+        while (g < ng) {
+            const int64_t left = ng - g;
+            int64_t take = (left + 2 * nt - 1) / (2 * nt);
+            if (take < MM_MIN_DECODE_GROUPS || t->n_bounds == MM_MAX_BOUNDS - 1)
+                take = CND_MIN(left, t->n_bounds == MM_MAX_BOUNDS - 1 ? left
+                                                                       : MM_MIN_DECODE_GROUPS);
+            g += take;
+            t->bound[++t->n_bounds] = CND_MIN(16 * g, n_out);
+        }
+        return t->n_bounds;
+    }
     const int cpt = t->n == 1 && (t->x16 || t->k->gemv) ? 2 : 8;
     const int64_t cg = (ng + cpt * nt - 1) / (cpt * nt);
     t->chunk_rows = 16 * (cg < 1 ? 1 : cg);
