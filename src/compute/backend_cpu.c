@@ -853,6 +853,7 @@ static int64_t matmul_plan(struct matmul_task *t, int nt)
             g += take;
             t->bound[++t->n_bounds] = CND_MIN(16 * g, n_out);
         }
+        CND_ASSERT(t->bound[t->n_bounds] == n_out && t->n_bounds <= MM_MAX_BOUNDS);
         return t->n_bounds;
     }
     const int cpt = t->n == 1 && (t->x16 || t->k->gemv) ? 2 : 8;
