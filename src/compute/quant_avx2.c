@@ -384,6 +384,18 @@ K45_KERNEL(k_q5_k, 1, 176)
 QUANT_DEFINE_DOT_TILE(TGT, q4_k, k_q4_k)
 QUANT_DEFINE_DOT_TILE(TGT, q5_k, k_q5_k)
 
+/* [s0 x 8, s0 + 1 x 8] as int16 from 16 per-sub-block byte scales: the scales of the two
+ * 16-element sub-blocks one 32-element maddubs/madd step covers (Q2_K, Q3_K, Q6_K) */
+KINL __m256i scale_pair16(__m128i sc8, int s0, bool is_signed)
+{
+    const __m128i idx = _mm_set_epi8((char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1),
+                                     (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1),
+                                     (char)s0, (char)s0, (char)s0, (char)s0, (char)s0, (char)s0,
+                                     (char)s0, (char)s0);
+    const __m128i b = _mm_shuffle_epi8(sc8, idx);
+    return is_signed ? _mm256_cvtepi8_epi16(b) : _mm256_cvtepu8_epi16(b);
+}
+
 /* Q6_K: q (0..63) unsigned via maddubs, x signed 8-bit scales, minus 32 * sum(sc * bsums) */
 KINL void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *out,
                  size_t os, const int R, const int C)
@@ -410,11 +422,6 @@ KINL void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
                 __m256i q[4], s[4];
                 /* element group i of half h: 32 values, sub-blocks 8h+2i and 8h+2i+1 */
                 const int k0 = 8 * h + 2 * i;
-                const __m128i idx = _mm_set_epi8((char)(k0 + 1), (char)(k0 + 1), (char)(k0 + 1),
-                                                 (char)(k0 + 1), (char)(k0 + 1), (char)(k0 + 1),
-                                                 (char)(k0 + 1), (char)(k0 + 1), (char)k0, (char)k0,
-                                                 (char)k0, (char)k0, (char)k0, (char)k0, (char)k0,
-                                                 (char)k0);
                 UNROLL FOR_R
                 {
                     const uint8_t *wb = w + r * ws + ib * 210;
@@ -431,7 +438,7 @@ KINL void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
                     default: hb = _mm256_srli_epi16(qh, 2); break;
                     }
                     q[r] = _mm256_or_si256(lo, _mm256_and_si256(hb, m3));
-                    s[r] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8[r], idx));
+                    s[r] = scale_pair16(s8[r], k0, true);
                 }
                 UNROLL FOR_C
                 {
@@ -462,18 +469,7 @@ QUANT_DEFINE_DOT_TILE(TGT, q6_k, k_q6_k)
  * qs[64]; u8 scales[12]; f16 d}. Both keep 2-bit quants in qs: the 32 bytes of half n hold, at
  * bit pair j, elements 128n + 32j + 0..31, i.e. sub-blocks (16 elements) 8n + 2j and 8n + 2j + 1.
  * One maddubs per (n, j) against those 32 activations, then madd with the two sub-blocks'
- * scales (8 int16 lanes each) gives exact int32 partial sums, as in k_q6_k. */
-
-/* [s0 x 8, s0 + 1 x 8] as int16 from 16 per-sub-block byte scales */
-KINL __m256i k23_scale_pair(__m128i sc8, int s0, bool is_signed)
-{
-    const __m128i idx = _mm_set_epi8((char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1),
-                                     (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1),
-                                     (char)s0, (char)s0, (char)s0, (char)s0, (char)s0, (char)s0,
-                                     (char)s0, (char)s0);
-    const __m128i b = _mm_shuffle_epi8(sc8, idx);
-    return is_signed ? _mm256_cvtepi8_epi16(b) : _mm256_cvtepu8_epi16(b);
-}
+ * scales (scale_pair16) gives exact int32 partial sums, as in k_q6_k. */
 
 /* Q2_K: sum_s sc_s * dot(q, a)_s * d * da - sum_s m_s * bsum_s * dmin * da, per block */
 KINL void k_q2_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *out,
@@ -506,7 +502,7 @@ KINL void k_q2_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
                 {
                     const __m256i qs = loadu256(w + r * ws + ib * 84 + 16 + 32 * h);
                     q[r] = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m2);
-                    sp[r] = k23_scale_pair(sc8[r], 8 * h + 2 * j, false);
+                    sp[r] = scale_pair16(sc8[r], 8 * h + 2 * j, false);
                 }
                 UNROLL FOR_C
                 {
@@ -586,7 +582,7 @@ KINL void k_q3_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
                     q4[r] = _mm256_andnot_si256(
                         _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
                     q[r] = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m2);
-                    sp[r] = k23_scale_pair(sc8[r], 8 * h + 2 * j, true);
+                    sp[r] = scale_pair16(sc8[r], 8 * h + 2 * j, true);
                 }
                 UNROLL FOR_C
                 {
