@@ -445,9 +445,7 @@ KINL void k_cols(enum cnd_dtype t, const uint8_t *G, size_t gb, int64_t nb, cons
     FOR_COLS _mm512_mask_storeu_ps(out + (size_t)c * out_row, m, acc[c]);
 }
 
-#ifndef X16_STREAMS
-#define X16_STREAMS 4 /* decode: groups (memory streams) worked on together */
-#endif
+#define X16_STREAMS 4 /* decode: groups (memory streams) worked on together (8: no gain) */
 
 /* NG groups g[0..NG) of one column, block by block: NG memory streams at once */
 KINL void k_groups(enum cnd_dtype t, const uint8_t *packed, size_t gbytes, size_t gb, int64_t nb,
@@ -455,37 +453,27 @@ KINL void k_groups(enum cnd_dtype t, const uint8_t *packed, size_t gbytes, size_
                    float *out, const int NG)
 {
     __m512 acc[X16_STREAMS];
-    _Pragma("GCC unroll 8") for (int j = 0; j < NG; j++) acc[j] = _mm512_setzero_ps();
+    _Pragma("GCC unroll 4") for (int j = 0; j < NG; j++) acc[j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++)
-        _Pragma("GCC unroll 8") for (int j = 0; j < NG; j++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < NG; j++)
             blk(t, packed + (size_t)g[j] * gbytes + (size_t)b * gb, b, act, 0, aux, 0, &acc[j], 1);
-    _Pragma("GCC unroll 8") for (int j = 0; j < NG; j++)
+    _Pragma("GCC unroll 4") for (int j = 0; j < NG; j++)
         _mm512_mask_storeu_ps(out + 16 * g[j], group_mask(n_rows, g[j]), acc[j]);
 }
 
-
-#define TYPE_SWITCH(t, body)                                                                       \
+/* body once per x16 type, with T that type as a constant (so each instance is specialized) */
+#define TYPE_CASE(TT, ...)                                                                         \
+    case TT: {                                                                                     \
+        const enum cnd_dtype T = TT;                                                               \
+        __VA_ARGS__;                                                                               \
+    } break;
+#define TYPE_SWITCH(t, ...)                                                                        \
     switch (t) {                                                                                   \
-    case CND_DTYPE_Q4_0: {                                                                         \
-        const enum cnd_dtype T = CND_DTYPE_Q4_0;                                                   \
-        body;                                                                                      \
-    } break;                                                                                       \
-    case CND_DTYPE_Q8_0: {                                                                         \
-        const enum cnd_dtype T = CND_DTYPE_Q8_0;                                                   \
-        body;                                                                                      \
-    } break;                                                                                       \
-    case CND_DTYPE_Q4_K: {                                                                         \
-        const enum cnd_dtype T = CND_DTYPE_Q4_K;                                                   \
-        body;                                                                                      \
-    } break;                                                                                       \
-    case CND_DTYPE_Q5_K: {                                                                         \
-        const enum cnd_dtype T = CND_DTYPE_Q5_K;                                                   \
-        body;                                                                                      \
-    } break;                                                                                       \
-    case CND_DTYPE_Q6_K: {                                                                         \
-        const enum cnd_dtype T = CND_DTYPE_Q6_K;                                                   \
-        body;                                                                                      \
-    } break;                                                                                       \
+        TYPE_CASE(CND_DTYPE_Q4_0, __VA_ARGS__)                                                     \
+        TYPE_CASE(CND_DTYPE_Q8_0, __VA_ARGS__)                                                     \
+        TYPE_CASE(CND_DTYPE_Q4_K, __VA_ARGS__)                                                     \
+        TYPE_CASE(CND_DTYPE_Q5_K, __VA_ARGS__)                                                     \
+        TYPE_CASE(CND_DTYPE_Q6_K, __VA_ARGS__)                                                     \
     default: break;                                                                                \
     }
 #define XCASE(call, N)                                                                             \
@@ -517,24 +505,12 @@ TGT static void gemm_avx512(enum cnd_dtype t, int64_t n_in, int64_t n_rows, cons
                 if (i + j * s < n)
                     g[NG++] = g0 + i + j * s;
 #define GRP(N) k_groups(T, packed, gbytes, gb, nb, n_rows, g, act, aux, out, N)
-#define GRP_CASE(N)                                                                                \
-    case N: GRP(N); break;
-#if X16_STREAMS == 8
-#define GRP_SWITCH                                                                                 \
-    switch (NG) {                                                                                  \
-        GRP_CASE(1) GRP_CASE(2) GRP_CASE(3) GRP_CASE(4) GRP_CASE(5) GRP_CASE(6) GRP_CASE(7)        \
-    default: GRP(8); break;                                                                        \
-    }
-#else
-#define GRP_SWITCH                                                                                 \
-    switch (NG) {                                                                                  \
-        GRP_CASE(1) GRP_CASE(2) GRP_CASE(3)                                                        \
-    default: GRP(4); break;                                                                        \
-    }
-#endif
-            TYPE_SWITCH(t, GRP_SWITCH)
-#undef GRP_SWITCH
-#undef GRP_CASE
+            TYPE_SWITCH(t, switch (NG) {
+                case 1: GRP(1); break;
+                case 2: GRP(2); break;
+                case 3: GRP(3); break;
+                default: GRP(4); break;
+            })
 #undef GRP
         }
         return;
