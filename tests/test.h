@@ -74,4 +74,24 @@ static inline int test_summary(void)
 
 #define TEST_SKIP 77
 
+/* The tests' reproducible random source, xorshift64 (13, 7, 17): advances *s and returns it. */
+static inline uint64_t test_xorshift64(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* The first index of the largest value, in the plainest loop (a NaN never wins, except at
+ * index 0 where nothing compares greater): the greedy choice the tests compare against. */
+static inline int32_t test_plain_argmax(const float *x, int32_t n)
+{
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
 #endif

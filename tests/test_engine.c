@@ -305,10 +305,7 @@ static int32_t run_alone(struct engine *e, const int32_t *prompt, int32_t n_prom
 static uint64_t g_rng = 88172645463325252ULL;
 static uint32_t rnd(void)
 {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (uint32_t)(g_rng >> 11);
+    return (uint32_t)(test_xorshift64(&g_rng) >> 11);
 }
 
 /* The target request among 31 others with other prompts and lengths; its ids into out. */

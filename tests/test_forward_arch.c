@@ -32,8 +32,7 @@ struct tiny {
 static uint64_t rng = 88172645463325252ull;
 static float frand(float a)
 {
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return ((float)(rng >> 40) / 16777216.0f * 2 - 1) * a;
+    return ((float)(test_xorshift64(&rng) >> 40) / 16777216.0f * 2 - 1) * a;
 }
 
 static float *rand_vec(size_t n, float a, float center)

@@ -153,15 +153,6 @@ static double row_rel_err(const float *ours, const float *ref, int n)
     return max_d / (max_ref > 0 ? max_ref : 1);
 }
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
-}
-
 static int32_t *json_ids(const cJSON *arr, int *n)
 {
     *n = cJSON_GetArraySize(arr);
@@ -243,8 +234,8 @@ static void check_model(const struct ref_model *rm)
             /* bit-exact models: strict; the others: a margin inside the bound may flip */
             double flip_zone = rm->tol <= 1e-3 ? 0 : 2 * rm->tol * max_ref;
             if (greedy_live && margin >= 1e-3 && margin > flip_zone) {
-                CHECK_MSG(argmax(step, nv) == gt[i], "%s %s step %d: argmax %d, llama.cpp %d",
-                          rm->stem, id, i, argmax(step, nv), gt[i]);
+                CHECK_MSG(test_plain_argmax(step, nv) == gt[i], "%s %s step %d: argmax %d, llama.cpp %d",
+                          rm->stem, id, i, test_plain_argmax(step, nv), gt[i]);
                 n_greedy_checked++;
             } else {
                 greedy_live = false;
@@ -258,7 +249,7 @@ static void check_model(const struct ref_model *rm)
             } else {
                 /* top-10 logprobs from the JSON: ids must agree where gaps allow, logprobs to 1e-3 */
                 const cJSON *top = cJSON_GetObjectItem(st, "top");
-                double mx = step[argmax(step, nv)], sum = 0;
+                double mx = step[test_plain_argmax(step, nv)], sum = 0;
                 for (int j = 0; j < nv; j++)
                     sum += exp(step[j] - mx);
                 const cJSON *e;

@@ -14,23 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int32_t plain_argmax(const float *x, int32_t n)
-{
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
-}
-
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
 static uint32_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
+    return (uint32_t)(test_xorshift64(&rng_state) >> 16);
 }
 
 /* logits of kind k: 0 spread, 1 few distinct values (many ties), 2 with NaNs and infinities,
@@ -60,12 +48,12 @@ static void test_argmax(void)
         for (int32_t n = 1; n <= 40; n++)
             for (int rep = 0; rep < 50; rep++, runs++) {
                 fill(x, n, k);
-                bad += sampler_argmax(x, n) != plain_argmax(x, n);
+                bad += sampler_argmax(x, n) != test_plain_argmax(x, n);
             }
         for (size_t b = 0; b < sizeof(big) / sizeof(big[0]); b++)
             for (int rep = 0; rep < 5; rep++, runs++) {
                 fill(x, big[b], k);
-                bad += sampler_argmax(x, big[b]) != plain_argmax(x, big[b]);
+                bad += sampler_argmax(x, big[b]) != test_plain_argmax(x, big[b]);
             }
     }
     CHECK_MSG(bad == 0, "%d of %d argmax results differ from the plain loop", bad, runs);
@@ -93,7 +81,7 @@ static void test_sample(void)
     enum { N = 1000 };
     float logits[N], work[N];
     fill(logits, N, 0);
-    const int32_t best = plain_argmax(logits, N);
+    const int32_t best = test_plain_argmax(logits, N);
 
     struct sampler_params p = sampler_default_params();
     p.temperature = 0.0f;
@@ -126,7 +114,7 @@ static void test_sample(void)
     int32_t top5[5];
     memcpy(work, logits, sizeof(work));
     for (int t = 0; t < 5; t++) {
-        top5[t] = plain_argmax(work, N);
+        top5[t] = test_plain_argmax(work, N);
         work[top5[t]] = -INFINITY;
     }
     int32_t seq[2][32];

@@ -199,7 +199,7 @@ static const char *reference(char *const *stops, int n, const char *text, int32_
 static void test_random_cuts(void)
 {
     uint64_t rng = 0x9E3779B97F4A7C15ULL;
-#define NEXT() (rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, rng)
+#define NEXT() test_xorshift64(&rng)
     static const char alphabet[] = "abc\xC3\xA9";
     int fails = 0;
     for (int iter = 0; iter < 3000 && fails < 5; iter++) {
