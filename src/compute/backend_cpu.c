@@ -755,8 +755,7 @@ static void matmul_quantize_chunk(void *p, int64_t chunk, int i_thread)
     matmul_quantize_rows(t, lo, CND_MIN((int64_t)t->n, lo + MM_QUANT_ROWS));
 }
 
-/* x16 layout: chunk_rows is a multiple of 16 (whole row groups) */
-/* rows [*r0, *r1) of chunk `chunk` */
+/* rows [*r0, *r1) of chunk `chunk`: whole 16-row groups (the x16 layout needs them) */
 static void matmul_chunk_rows(const struct matmul_task *t, int64_t chunk, int64_t *r0, int64_t *r1)
 {
     if (t->n_bounds > 0) {
@@ -840,23 +839,23 @@ static void matmul_quantize(struct matmul_task *t, int nt)
 static int64_t matmul_plan(struct matmul_task *t, int nt)
 {
     const int64_t n_out = t->w->ne[1], ng = (n_out + 15) / 16;
+    const bool decode = t->n == 1 && (t->x16 || t->k->gemv);
     t->n_bounds = 0;
-    if (t->n == 1 && (t->x16 || t->k->gemv) && nt > 1) {
+    if (decode && nt > 1) {
         int64_t g = 0;
         t->bound[0] = 0;
         while (g < ng) {
             const int64_t left = ng - g;
-            int64_t take = (left + 2 * nt - 1) / (2 * nt);
-            if (take < MM_MIN_DECODE_GROUPS || t->n_bounds == MM_MAX_BOUNDS - 1)
-                take = CND_MIN(left, t->n_bounds == MM_MAX_BOUNDS - 1 ? left
-                                                                       : MM_MIN_DECODE_GROUPS);
-            g += take;
+            int64_t take = CND_MAX((left + 2 * nt - 1) / (2 * nt), (int64_t)MM_MIN_DECODE_GROUPS);
+            if (t->n_bounds == MM_MAX_BOUNDS - 1)
+                take = left; /* the last chunk there is room for takes the rest */
+            g += CND_MIN(take, left);
             t->bound[++t->n_bounds] = CND_MIN(16 * g, n_out);
         }
         CND_ASSERT(t->bound[t->n_bounds] == n_out && t->n_bounds <= MM_MAX_BOUNDS);
         return t->n_bounds;
     }
-    const int cpt = t->n == 1 && (t->x16 || t->k->gemv) ? 2 : 8;
+    const int cpt = decode ? 2 : 8;
     const int64_t cg = (ng + cpt * nt - 1) / (cpt * nt);
     t->chunk_rows = 16 * (cg < 1 ? 1 : cg);
     return (n_out + t->chunk_rows - 1) / t->chunk_rows;
@@ -1135,8 +1134,9 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
          * pairwise adds as the one-key reduction */
         for (; jk + 16 <= n_keys; jk += 16) {
             __m512 v[16];
-            /* a head's K row is a short piece of a long cache row, so the hardware prefetcher
-             * misses them: fetch the next 16 keys' rows while these are computed */
+            /* the next 16 keys are the next block of the table, somewhere else in the pool:
+             * the hardware prefetcher cannot guess it, so fetch their rows while these are
+             * computed */
             for (int l = 0; l < 16 && jk + 16 + l < n_keys; l++)
                 attn_prefetch_row(KV_ROW(K, jk + 16 + l), hd);
             /* 16 keys from a multiple of 16 lie in one block when bs is a multiple of 16 */
