@@ -1180,6 +1180,49 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
             max = mx > max ? mx : max;
         }
     }
+    if (!kq_pp && kq_np < hd) {
+        /* vec_dot's double tail (every element when head_dim < 64, as in tiny models), 16 or 8
+         * keys at a time: lane l runs key l's scalar sequence sd += (double)(k_i * q_i), so
+         * each score has the bits of the one-key loop below, without its serial chain of
+         * double adds per key (that loop was half of a tiny model's step) */
+        const int32_t nt = hd - kq_np;
+        _Alignas(64) float kf[16 * 64]; /* key l's tail at kf[64 l ..], converted */
+        const __m256i stride = _mm256_setr_epi32(0, 64, 128, 192, 256, 320, 384, 448);
+        while (jk + 8 <= n_keys) {
+            const int ng = jk + 16 <= n_keys ? 2 : 1; /* two groups: two independent chains */
+            _Alignas(64) double init[16];
+            for (int l = 0; l < 8 * ng; l++) {
+                const uint16_t *kr = KV_ROW(K, jk + l);
+                init[l] = (double)hsum16_512(kq_lanes_vd(kr, qr, kq_np));
+                for (int32_t i = 0; i < nt; i += 16) {
+                    const __mmask16 m = nt - i >= 16 ? (__mmask16)0xFFFF
+                                                     : (__mmask16)((1u << (nt - i)) - 1);
+                    _mm512_mask_storeu_ps(
+                        kf + 64 * l + i, m,
+                        _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, kr + kq_np + i)));
+                }
+            }
+            __m512d sd0 = _mm512_load_pd(init), sd1 = _mm512_load_pd(init + 8);
+            for (int32_t i = 0; i < nt; i++) {
+                const __m256 qi = _mm256_set1_ps(qr[kq_np + i]);
+                sd0 = _mm512_add_pd(sd0, _mm512_cvtps_pd(_mm256_mul_ps(
+                                             _mm256_i32gather_ps(kf + i, stride, 4), qi)));
+                if (ng == 2)
+                    sd1 = _mm512_add_pd(sd1, _mm512_cvtps_pd(_mm256_mul_ps(
+                                                 _mm256_i32gather_ps(kf + 512 + i, stride, 4), qi)));
+            }
+            for (int g = 0; g < ng; g++) {
+                const __m256 s8 =
+                    _mm256_mul_ps(_mm512_cvtpd_ps(g ? sd1 : sd0), _mm256_set1_ps(scale));
+                _mm256_storeu_ps(scores + jk + 8 * g, s8);
+                const __m128 h = _mm_max_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+                const __m128 h2 = _mm_max_ps(h, _mm_movehl_ps(h, h));
+                const float mx = _mm_cvtss_f32(_mm_max_ss(h2, _mm_movehdup_ps(h2)));
+                max = mx > max ? mx : max;
+            }
+            jk += 8 * ng;
+        }
+    }
     for (int32_t j = jk; j < n_keys; j++) {
         const uint16_t *kr = KV_ROW(K, j);
         float s;

@@ -164,13 +164,10 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
             }                                                                                      \
             UNROLL FOR_R UNROLL FOR_C part[j][r][c] = acc[r][c];                                   \
         }                                                                                          \
-        UNROLL FOR_R UNROLL FOR_C                                                                  \
-        {                                                                                          \
-            const float h = reduce4x16(part[0][r][c], part[1][r][c], part[2][r][c],                \
-                                       part[3][r][c]);                                             \
-            const uint8_t *wr = w + r * ws, *ac = a + c * as;                                      \
-            TAIL                                                                                   \
-        }                                                                                          \
+        float h[4][4];                                                                             \
+        UNROLL FOR_R UNROLL FOR_C h[r][c] =                                                        \
+            reduce4x16(part[0][r][c], part[1][r][c], part[2][r][c], part[3][r][c]);                \
+        TAIL                                                                                       \
     }                                                                                              \
     KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,        \
                       float *out, size_t os, size_t ocs, const int R, const int C)                 \
@@ -178,16 +175,23 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
         kname##_pf(n, w, ws, VD_PF_ROWS * ws, a, as, out, os, ocs, R, C);                          \
     }
 
+/* the n % 64 rest, element by element after the vector part: each (r, c) its own scalar
+ * chain, the chains interleaved (one after another, n = 172 rows of a tiny model's FFN spent
+ * most of their time waiting on one chain's latency) */
 #define VD_TAIL_F32                                                                                \
-    float s = h;                                                                                   \
+    float s[4][4];                                                                                 \
+    UNROLL FOR_R UNROLL FOR_C s[r][c] = h[r][c];                                                   \
     for (int64_t i = np; i < n; i++)                                                               \
-        s = fmaf(quant_ld_f32(wr + 4 * i), quant_ld_f32(ac + 4 * i), s);                                      \
-    out[r * os + c * ocs] = s;
+        UNROLL FOR_R UNROLL FOR_C s[r][c] =                                                        \
+            fmaf(quant_ld_f32(w + r * ws + 4 * i), quant_ld_f32(a + c * as + 4 * i), s[r][c]);     \
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = s[r][c];
 #define VD_TAIL_F16                                                                                \
-    double s = (double)h;                                                                          \
+    double s[4][4];                                                                                \
+    UNROLL FOR_R UNROLL FOR_C s[r][c] = (double)h[r][c];                                           \
     for (int64_t i = np; i < n; i++)                                                               \
-        s += (double)(quant_ld_f16(wr + 2 * i) * quant_ld_f16(ac + 2 * i));                                    \
-    out[r * os + c * ocs] = (float)s;
+        UNROLL FOR_R UNROLL FOR_C s[r][c] +=                                                       \
+            (double)(quant_ld_f16(w + r * ws + 2 * i) * quant_ld_f16(a + c * as + 2 * i));         \
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = (float)s[r][c];
 
 VD_KERNEL(k_f32_vd, 4, ld16_f32, VD_TAIL_F32)
 VD_KERNEL(k_f16_vd, 2, ld16_f16, VD_TAIL_F16)
