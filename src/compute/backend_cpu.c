@@ -1193,7 +1193,8 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
             _Alignas(64) double init[16];
             for (int l = 0; l < 8 * ng; l++) {
                 const uint16_t *kr = KV_ROW(K, jk + l);
-                init[l] = (double)hsum16_512(kq_lanes_vd(kr, qr, kq_np));
+                /* no vector part (head_dim < 64): the lane sum is +0, as hsum16_512 of zeros */
+                init[l] = kq_np ? (double)hsum16_512(kq_lanes_vd(kr, qr, kq_np)) : 0.0;
                 for (int32_t i = 0; i < nt; i += 16) {
                     const __mmask16 m = nt - i >= 16 ? (__mmask16)0xFFFF
                                                      : (__mmask16)((1u << (nt - i)) - 1);
