@@ -84,8 +84,8 @@ static void *gen_worker(void *arg)
                 s ^= s << 13, s ^= s >> 7, s ^= s << 17;
                 row[e] = j->offset + ((float)(s >> 40) / 16777216.0f * 2.0f - 1.0f) * j->scale;
             }
-            quant_quantize_weights(j->t->dtype, row, (uint8_t *)j->t->data + (size_t)r * j->t->nb[1],
-                                   j->t->ne[0]);
+            quant_quantize_weights(j->t->dtype, row,
+                                   (uint8_t *)j->t->data + (size_t)r * j->t->nb[1], j->t->ne[0]);
         }
     }
     free(row);
@@ -117,13 +117,20 @@ static struct model *bench_model(const struct shape *sh, enum cnd_dtype wt, int 
     m->name = xstrdup(name);
     struct model_hparams *hp = &m->hp;
     const int32_t hd = sh->n_embd / sh->n_head;
-    *hp = (struct model_hparams){.arch = sh->arch, .n_vocab = sh->n_vocab, .n_ctx_train = 8192,
-                                 .n_embd = sh->n_embd, .n_ff = sh->n_ff, .n_layer = n_layer,
-                                 .n_head = sh->n_head, .n_head_kv = sh->n_head_kv,
-                                 .head_dim = hd, .n_rot = hd, .rope_freq_base = sh->rope_base,
+    *hp = (struct model_hparams){.arch = sh->arch,
+                                 .n_vocab = sh->n_vocab,
+                                 .n_ctx_train = 8192,
+                                 .n_embd = sh->n_embd,
+                                 .n_ff = sh->n_ff,
+                                 .n_layer = n_layer,
+                                 .n_head = sh->n_head,
+                                 .n_head_kv = sh->n_head_kv,
+                                 .head_dim = hd,
+                                 .n_rot = hd,
+                                 .rope_freq_base = sh->rope_base,
                                  .rope_freq_scale = 1.0f,
-                                 .rope_type = sh->arch == MODEL_ARCH_LLAMA ? ROPE_TYPE_NORM
-                                                                           : ROPE_TYPE_NEOX,
+                                 .rope_type =
+                                     sh->arch == MODEL_ARCH_LLAMA ? ROPE_TYPE_NORM : ROPE_TYPE_NEOX,
                                  .rms_eps = sh->eps};
     const int64_t nq = (int64_t)hd * sh->n_head, nkv = (int64_t)hd * sh->n_head_kv;
     m->layers = xcalloc((size_t)n_layer, sizeof(struct model_layer));
@@ -145,9 +152,10 @@ static struct model *bench_model(const struct shape *sh, enum cnd_dtype wt, int 
         tensor_init(&L0->bk, CND_DTYPE_F32, nkv, 1);
         tensor_init(&L0->bv, CND_DTYPE_F32, nkv, 1);
     }
-    struct tensor *all[] = {&m->tok_embd, &m->output, &m->output_norm, &L0->attn_norm,
-                            &L0->ffn_norm, &L0->wq, &L0->wk, &L0->wv, &L0->wo, &L0->ffn_gate,
-                            &L0->ffn_up, &L0->ffn_down, &L0->bq, &L0->bk, &L0->bv};
+    struct tensor *all[] = {&m->tok_embd,  &m->output,    &m->output_norm, &L0->attn_norm,
+                            &L0->ffn_norm, &L0->wq,       &L0->wk,         &L0->wv,
+                            &L0->wo,       &L0->ffn_gate, &L0->ffn_up,     &L0->ffn_down,
+                            &L0->bq,       &L0->bk,       &L0->bv};
     struct gen_queue q = {.jobs = NULL, .n = 0, .next = 0};
     pthread_mutex_init(&q.mu, NULL);
     int cap = 0;
@@ -161,8 +169,12 @@ static struct model *bench_model(const struct shape *sh, enum cnd_dtype wt, int 
                 cap = cap ? 2 * cap : 256;
                 q.jobs = xrealloc(q.jobs, (size_t)cap * sizeof(*q.jobs));
             }
-            q.jobs[q.n++] = (struct gen_job){t, vec ? 0.1f : 0.5f / sqrtf((float)t->ne[0]),
-                                             vec ? 1.0f : 0.0f, i, r, CND_MIN(r + 256, t->ne[1])};
+            q.jobs[q.n++] = (struct gen_job){t,
+                                             vec ? 0.1f : 0.5f / sqrtf((float)t->ne[0]),
+                                             vec ? 1.0f : 0.0f,
+                                             i,
+                                             r,
+                                             CND_MIN(r + 256, t->ne[1])};
         }
     }
     int nt = (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -181,17 +193,19 @@ static struct model *bench_model(const struct shape *sh, enum cnd_dtype wt, int 
         per_layer += tbytes(all[i]);
     m->weight_bytes = tbytes(&m->tok_embd) + tbytes(&m->output) + tbytes(&m->output_norm) +
                       per_layer * (size_t)n_layer;
-    m->n_params = (int64_t)sh->n_vocab * sh->n_embd * 2 +
-                  (int64_t)n_layer * (sh->n_embd * (2 * nq + 2 * nkv) + 3 * (int64_t)sh->n_embd * sh->n_ff);
+    m->n_params =
+        (int64_t)sh->n_vocab * sh->n_embd * 2 +
+        (int64_t)n_layer * (sh->n_embd * (2 * nq + 2 * nkv) + 3 * (int64_t)sh->n_embd * sh->n_ff);
     return m;
 }
 
 static void bench_model_free(struct model *m)
 {
     struct model_layer *L0 = &m->layers[0];
-    struct tensor *all[] = {&m->tok_embd, &m->output, &m->output_norm, &L0->attn_norm,
-                            &L0->ffn_norm, &L0->wq, &L0->wk, &L0->wv, &L0->wo, &L0->ffn_gate,
-                            &L0->ffn_up, &L0->ffn_down, &L0->bq, &L0->bk, &L0->bv};
+    struct tensor *all[] = {&m->tok_embd,  &m->output,    &m->output_norm, &L0->attn_norm,
+                            &L0->ffn_norm, &L0->wq,       &L0->wk,         &L0->wv,
+                            &L0->wo,       &L0->ffn_gate, &L0->ffn_up,     &L0->ffn_down,
+                            &L0->bq,       &L0->bk,       &L0->bv};
     for (size_t i = 0; i < ARRAY_SIZE(all); i++)
         free(all[i]->data);
     free(m->layers);
@@ -301,8 +315,12 @@ static int run_rows(struct forward_ctx *fc, struct seqs *S, int n, const int *se
         S->slots[i] = (int64_t)S->tables[seq_of[i]][pos_of[i] / BS] * BS + pos_of[i] % BS;
         S->rows[i] = i;
     }
-    struct forward_batch b = {.n_tokens = n, .tokens = S->tok, .positions = S->pos,
-                              .seq_idx = S->seq, .slots = S->slots, .n_seqs = S->n,
+    struct forward_batch b = {.n_tokens = n,
+                              .tokens = S->tok,
+                              .positions = S->pos,
+                              .seq_idx = S->seq,
+                              .slots = S->slots,
+                              .n_seqs = S->n,
                               .block_tables = (const int32_t *const *)S->tables,
                               .n_out = out_all_seqs ? n : 1,
                               .out_rows = out_all_seqs ? S->rows : S->rows + n - 1};
@@ -322,16 +340,26 @@ static int cmd_model(int argc, char **argv)
     int layers = 0, n_decode = 64, n_prefill = 512, ctx = 128, device = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         const char *f = argv[i], *v = argv[i + 1];
-        if (!strcmp(f, "--preset")) preset = v;
-        else if (!strcmp(f, "--type")) type = v;
-        else if (!strcmp(f, "--seqs")) seqs_arg = v;
-        else if (!strcmp(f, "--copy-gbps")) copy_gbps = atof(v);
-        else if (!strcmp(f, "--peak-gbps")) peak_gbps = atof(v);
-        else if (!strcmp(f, "--layers")) layers = atoi(v);
-        else if (!strcmp(f, "--decode")) n_decode = atoi(v);
-        else if (!strcmp(f, "--prefill")) n_prefill = atoi(v);
-        else if (!strcmp(f, "--ctx")) ctx = atoi(v);
-        else if (!strcmp(f, "--device")) device = atoi(v);
+        if (!strcmp(f, "--preset"))
+            preset = v;
+        else if (!strcmp(f, "--type"))
+            type = v;
+        else if (!strcmp(f, "--seqs"))
+            seqs_arg = v;
+        else if (!strcmp(f, "--copy-gbps"))
+            copy_gbps = atof(v);
+        else if (!strcmp(f, "--peak-gbps"))
+            peak_gbps = atof(v);
+        else if (!strcmp(f, "--layers"))
+            layers = atoi(v);
+        else if (!strcmp(f, "--decode"))
+            n_decode = atoi(v);
+        else if (!strcmp(f, "--prefill"))
+            n_prefill = atoi(v);
+        else if (!strcmp(f, "--ctx"))
+            ctx = atoi(v);
+        else if (!strcmp(f, "--device"))
+            device = atoi(v);
         else {
             fprintf(stderr, "bench_gpu model: unknown option %s\n", f);
             return 2;
@@ -341,9 +369,12 @@ static int cmd_model(int argc, char **argv)
     for (size_t i = 0; i < ARRAY_SIZE(shapes); i++)
         if (!strcmp(shapes[i].name, preset))
             sh = &shapes[i];
-    enum cnd_dtype wt = !strcasecmp(type, "f16") ? CND_DTYPE_F16 : !strcasecmp(type, "q8_0") ? CND_DTYPE_Q8_0
-                      : !strcasecmp(type, "bf16") ? CND_DTYPE_BF16 : !strcasecmp(type, "q4_0") ? CND_DTYPE_Q4_0
-                      : !strcasecmp(type, "q6_k") ? CND_DTYPE_Q6_K : CND_DTYPE_Q4_K;
+    enum cnd_dtype wt = !strcasecmp(type, "f16")    ? CND_DTYPE_F16
+                        : !strcasecmp(type, "q8_0") ? CND_DTYPE_Q8_0
+                        : !strcasecmp(type, "bf16") ? CND_DTYPE_BF16
+                        : !strcasecmp(type, "q4_0") ? CND_DTYPE_Q4_0
+                        : !strcasecmp(type, "q6_k") ? CND_DTYPE_Q6_K
+                                                    : CND_DTYPE_Q4_K;
     if (!sh) {
         fprintf(stderr, "unknown preset %s\n", preset);
         return 2;
@@ -353,8 +384,9 @@ static int cmd_model(int argc, char **argv)
     const double gen_s = (double)(now_us() - t0) / 1e6;
     const size_t read_per_token = m->weight_bytes - tbytes(&m->tok_embd);
     printf("model %s: %.2f B params, %.2f GiB of weights, %.2f GiB read per token "
-           "(generated in %.1f s)\n", m->name, (double)m->n_params / 1e9,
-           (double)m->weight_bytes / 1073741824.0, (double)read_per_token / 1073741824.0, gen_s);
+           "(generated in %.1f s)\n",
+           m->name, (double)m->n_params / 1e9, (double)m->weight_bytes / 1073741824.0,
+           (double)read_per_token / 1073741824.0, gen_s);
     fflush(stdout);
 
     char err[CND_ERR_LEN];
@@ -376,15 +408,15 @@ static int cmd_model(int argc, char **argv)
     }
     const int max_len = CND_MAX(n_prefill, ctx) + n_decode + 4;
     const int per = (max_len + BS - 1) / BS;
-    struct kv_cache_params kp = {m->hp.n_layer, per * max_seqs, BS, m->hp.n_head_kv,
-                                 m->hp.head_dim, CND_DTYPE_F16};
+    struct kv_cache_params kp = {m->hp.n_layer,   per * max_seqs, BS,
+                                 m->hp.n_head_kv, m->hp.head_dim, CND_DTYPE_F16};
     t0 = now_us();
     int rc = be->ops->load_model(be, m, err);
     const double up_s = (double)(now_us() - t0) / 1e6;
     if (rc == 0)
         rc = be->ops->kv_init(be, &kp, err);
-    struct forward_ctx *fc = rc == 0 ? forward_ctx_create(m, be, CND_MAX(n_prefill, max_seqs), err)
-                                     : NULL;
+    struct forward_ctx *fc =
+        rc == 0 ? forward_ctx_create(m, be, CND_MAX(n_prefill, max_seqs), err) : NULL;
     if (!fc) {
         printf("set-up failed: %s\n", err);
         backend_destroy(be);

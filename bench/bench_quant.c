@@ -40,10 +40,13 @@ static void fill(enum cnd_dtype t, uint8_t *p, size_t bytes)
         uint64_t v = rnd();
         memcpy(p + i, &v, 8);
     }
-    static const struct { enum cnd_dtype t; int o[2]; } offs[] = {
-        {CND_DTYPE_Q4_0, {0, -1}}, {CND_DTYPE_Q5_0, {0, -1}}, {CND_DTYPE_Q8_0, {0, -1}},
-        {CND_DTYPE_Q4_1, {0, 2}},  {CND_DTYPE_Q5_1, {0, 2}},  {CND_DTYPE_Q4_K, {0, 2}},
-        {CND_DTYPE_Q5_K, {0, 2}},  {CND_DTYPE_Q2_K, {80, 82}}, {CND_DTYPE_Q3_K, {108, -1}},
+    static const struct {
+        enum cnd_dtype t;
+        int o[2];
+    } offs[] = {
+        {CND_DTYPE_Q4_0, {0, -1}},   {CND_DTYPE_Q5_0, {0, -1}},  {CND_DTYPE_Q8_0, {0, -1}},
+        {CND_DTYPE_Q4_1, {0, 2}},    {CND_DTYPE_Q5_1, {0, 2}},   {CND_DTYPE_Q4_K, {0, 2}},
+        {CND_DTYPE_Q5_K, {0, 2}},    {CND_DTYPE_Q2_K, {80, 82}}, {CND_DTYPE_Q3_K, {108, -1}},
         {CND_DTYPE_Q6_K, {208, -1}},
     };
     const size_t ts = (size_t)dtype_type_size(t);
@@ -65,10 +68,9 @@ static volatile float sink;
 
 int main(int argc, char **argv)
 {
-    const enum cnd_dtype types[] = {CND_DTYPE_F32,  CND_DTYPE_F16,  CND_DTYPE_BF16,
-                                    CND_DTYPE_Q8_0, CND_DTYPE_Q4_0, CND_DTYPE_Q4_1,
-                                    CND_DTYPE_Q5_0, CND_DTYPE_Q5_1, CND_DTYPE_Q2_K,
-                                    CND_DTYPE_Q3_K, CND_DTYPE_Q4_K, CND_DTYPE_Q5_K,
+    const enum cnd_dtype types[] = {CND_DTYPE_F32,  CND_DTYPE_F16,  CND_DTYPE_BF16, CND_DTYPE_Q8_0,
+                                    CND_DTYPE_Q4_0, CND_DTYPE_Q4_1, CND_DTYPE_Q5_0, CND_DTYPE_Q5_1,
+                                    CND_DTYPE_Q2_K, CND_DTYPE_Q3_K, CND_DTYPE_Q4_K, CND_DTYPE_Q5_K,
                                     CND_DTYPE_Q6_K};
     const enum quant_simd lv = quant_simd_detect();
     const int64_t n = 4096;
@@ -134,8 +136,8 @@ int main(int argc, char **argv)
             else
                 for (int64_t r = 0; r < srows; r += 4)
                     for (int c = 0; c < ncols; c += 4)
-                        k->vec_dot_tile(n, w + (size_t)r * rs, rs, 4, a + (size_t)c * ars, ars,
-                                        4, out + r * ncols + c, (size_t)ncols);
+                        k->vec_dot_tile(n, w + (size_t)r * rs, rs, 4, a + (size_t)c * ars, ars, 4,
+                                        out + r * ncols + c, (size_t)ncols);
             e = now_s() - s;
             if (e < btile)
                 btile = e;
@@ -155,7 +157,8 @@ int main(int argc, char **argv)
             t0 = now_s();
             for (int rep = 0; rep < 8 && now_s() - t0 < 1.0; rep++) {
                 const double s = now_s();
-                quant_x16_gemm(t, n, rows, pk, 0, (rows + 15) / 16, a, ars, aux, 1, o, (size_t)rows);
+                quant_x16_gemm(t, n, rows, pk, 0, (rows + 15) / 16, a, ars, aux, 1, o,
+                               (size_t)rows);
                 const double e = now_s() - s;
                 if (e < bx)
                     bx = e;

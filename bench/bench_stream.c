@@ -27,9 +27,9 @@
 #include <immintrin.h>
 #endif
 
-#define N_IN 1024
+#define N_IN         1024
 #define TARGET_BYTES ((size_t)384 << 20)
-#define PASSES 9
+#define PASSES       9
 
 struct matrix {
     enum cnd_dtype type;
@@ -235,9 +235,9 @@ int main(int argc, char **argv)
         }
         qsort(plain, PASSES, sizeof(double), cmp_double);
         qsort(kern, PASSES, sizeof(double), cmp_double);
-        printf("%-6s %-13s %7d  %9.1f (%5.1f)        %9.1f (%5.1f)         %5.1f%%\n",
-               names[i], m.x16 ? "x16" : (m.k->gemv ? "gemv" : "gemm"), n_threads,
-               plain[PASSES / 2], plain[PASSES - 1], kern[PASSES / 2], kern[PASSES - 1],
+        printf("%-6s %-13s %7d  %9.1f (%5.1f)        %9.1f (%5.1f)         %5.1f%%\n", names[i],
+               m.x16 ? "x16" : (m.k->gemv ? "gemv" : "gemm"), n_threads, plain[PASSES / 2],
+               plain[PASSES - 1], kern[PASSES / 2], kern[PASSES - 1],
                100.0 * kern[PASSES / 2] / plain[PASSES / 2]);
         matrix_deinit(&m);
     }

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SHARED CND_SHARED_DIR
+#define SHARED       CND_SHARED_DIR
 #define TARGET_BYTES (1u << 20)
 
 static double now_s(void)

@@ -360,33 +360,32 @@ static struct {
 
 static void usage(FILE *f)
 {
-    fputs(
-        "usage: loadgen --url http://127.0.0.1:8080 [--model NAME] [options]\n"
-        "\n"
-        "Streams requests to an OpenAI-compatible server and reports vLLM bench-serve metrics.\n"
-        "\n"
-        "  --url URL               server base URL (default http://127.0.0.1:8080); a URL\n"
-        "                          ending in /v1 or naming a /v1/... path also works\n"
-        "  --model NAME            model name (default: the first id of GET /v1/models)\n"
-        "  --endpoint E            completions (default) or chat\n"
-        "  --concurrency N         N client threads sending requests back to back (default 1)\n"
-        "  --rate R                Poisson arrivals at R requests/s instead\n"
-        "  --max-concurrency N     with --rate: most requests in flight (default 512)\n"
-        "  --num-requests K        total requests (default 16, or 4*N with --concurrency N)\n"
-        "  --prompt TEXT           the same prompt for every request (default \"Once upon a "
-        "time\")\n"
-        "  --prompt-len L          synthetic prompts of about L tokens, built from random words\n"
-        "                          (the word count is calibrated with two small requests)\n"
-        "  --shared-prefix-len P   with --prompt-len: the first ~P tokens are the same for all\n"
-        "                          requests (prefix caching); default 0 = nothing shared\n"
-        "  --no-calibrate          take one word as one token instead of calibrating\n"
-        "  --max-tokens M          output tokens per request, with ignore_eos (default 64)\n"
-        "  --timeout S             per-request timeout in seconds (default 300)\n"
-        "  --json FILE             also write the results as JSON ('-' = stdout)\n"
-        "  --api-key KEY           send Authorization: Bearer KEY\n"
-        "  --seed S                seed for prompts and arrivals (default 0)\n"
-        "  --quiet                 no progress or banner on stderr\n",
-        f);
+    fputs("usage: loadgen --url http://127.0.0.1:8080 [--model NAME] [options]\n"
+          "\n"
+          "Streams requests to an OpenAI-compatible server and reports vLLM bench-serve metrics.\n"
+          "\n"
+          "  --url URL               server base URL (default http://127.0.0.1:8080); a URL\n"
+          "                          ending in /v1 or naming a /v1/... path also works\n"
+          "  --model NAME            model name (default: the first id of GET /v1/models)\n"
+          "  --endpoint E            completions (default) or chat\n"
+          "  --concurrency N         N client threads sending requests back to back (default 1)\n"
+          "  --rate R                Poisson arrivals at R requests/s instead\n"
+          "  --max-concurrency N     with --rate: most requests in flight (default 512)\n"
+          "  --num-requests K        total requests (default 16, or 4*N with --concurrency N)\n"
+          "  --prompt TEXT           the same prompt for every request (default \"Once upon a "
+          "time\")\n"
+          "  --prompt-len L          synthetic prompts of about L tokens, built from random words\n"
+          "                          (the word count is calibrated with two small requests)\n"
+          "  --shared-prefix-len P   with --prompt-len: the first ~P tokens are the same for all\n"
+          "                          requests (prefix caching); default 0 = nothing shared\n"
+          "  --no-calibrate          take one word as one token instead of calibrating\n"
+          "  --max-tokens M          output tokens per request, with ignore_eos (default 64)\n"
+          "  --timeout S             per-request timeout in seconds (default 300)\n"
+          "  --json FILE             also write the results as JSON ('-' = stdout)\n"
+          "  --api-key KEY           send Authorization: Bearer KEY\n"
+          "  --seed S                seed for prompts and arrivals (default 0)\n"
+          "  --quiet                 no progress or banner on stderr\n",
+          f);
 }
 
 static long parse_long(const char *flag, const char *v, long lo, long hi)
@@ -497,8 +496,8 @@ static void parse_args(int argc, char **argv)
     if (!opt.rate && !opt.concurrency)
         opt.concurrency = 1;
     if (!opt.num_requests)
-        opt.num_requests = opt.concurrency ? (opt.concurrency * 4 > 16 ? opt.concurrency * 4 : 16)
-                                           : 16;
+        opt.num_requests =
+            opt.concurrency ? (opt.concurrency * 4 > 16 ? opt.concurrency * 4 : 16) : 16;
     if (!opt.prompt && !opt.prompt_len)
         opt.prompt = "Once upon a time";
 
@@ -521,36 +520,40 @@ static void parse_args(int argc, char **argv)
 
 /* Common short English words: most tokenizers give one token for " word". */
 static const char *const WORDS[] = {
-    "the",    "of",     "and",    "to",     "in",     "is",     "was",    "that",   "for",
-    "on",     "are",    "with",   "as",     "his",    "they",   "be",     "at",     "one",
-    "have",   "this",   "from",   "by",     "hot",    "word",   "but",    "what",   "some",
-    "we",     "can",    "out",    "other",  "were",   "all",    "there",  "when",   "up",
-    "use",    "your",   "how",    "said",   "an",     "each",   "she",    "which",  "do",
-    "their",  "time",   "if",     "will",   "way",    "about",  "many",   "then",   "them",
-    "write",  "would",  "like",   "so",     "these",  "her",    "long",   "make",   "thing",
-    "see",    "him",    "two",    "has",    "look",   "more",   "day",    "could",  "go",
-    "come",   "did",    "number", "sound",  "no",     "most",   "people", "my",     "over",
-    "know",   "water",  "than",   "call",   "first",  "who",    "may",    "down",   "side",
-    "been",   "now",    "find",   "any",    "new",    "work",   "part",   "take",   "get",
-    "place",  "made",   "live",   "where",  "after",  "back",   "little", "only",   "round",
-    "man",    "year",   "came",   "show",   "every",  "good",   "me",     "give",   "our",
-    "under",  "name",   "very",   "through","just",   "form",   "great",  "think",  "say",
-    "help",   "low",    "line",   "before", "turn",   "cause",  "same",   "mean",   "move",
-    "right",  "boy",    "old",    "too",    "does",   "tell",   "set",    "three",  "want",
-    "air",    "well",   "also",   "play",   "small",  "end",    "put",    "home",   "read",
-    "hand",   "port",   "large",  "spell",  "add",    "even",   "land",   "here",   "must",
-    "big",    "high",   "such",   "follow", "act",    "why",    "ask",    "men",    "change",
-    "went",   "light",  "kind",   "off",    "need",   "house",  "picture","try",    "us",
-    "again",  "animal", "point",  "mother", "world",  "near",   "build",  "self",   "earth",
-    "father", "head",   "stand",  "own",    "page",   "should", "country","found",  "answer",
-    "school", "grow",   "study",  "still",  "learn",  "plant",  "cover",  "food",   "sun",
-    "four",   "thought","let",    "keep",   "eye",    "never",  "last",   "door",   "between",
-    "city",   "tree",   "cross",  "since",  "hard",   "start",  "might",  "story",  "saw",
-    "far",    "sea",    "draw",   "left",   "late",   "run",    "while",  "press",  "close",
-    "night",  "real",   "life",   "few",    "stop",   "open",   "seem",   "together","next",
-    "white",  "children","begin", "got",    "walk",   "example","ease",   "paper",  "often",
-    "always", "music",  "those",  "both",   "mark",   "book",   "letter", "until",  "mile",
-    "river",  "car",    "feet",   "care",   "second", "group",  "carry",  "took",   "rain",
+    "the",     "of",       "and",    "to",      "in",       "is",     "was",    "that",
+    "for",     "on",       "are",    "with",    "as",       "his",    "they",   "be",
+    "at",      "one",      "have",   "this",    "from",     "by",     "hot",    "word",
+    "but",     "what",     "some",   "we",      "can",      "out",    "other",  "were",
+    "all",     "there",    "when",   "up",      "use",      "your",   "how",    "said",
+    "an",      "each",     "she",    "which",   "do",       "their",  "time",   "if",
+    "will",    "way",      "about",  "many",    "then",     "them",   "write",  "would",
+    "like",    "so",       "these",  "her",     "long",     "make",   "thing",  "see",
+    "him",     "two",      "has",    "look",    "more",     "day",    "could",  "go",
+    "come",    "did",      "number", "sound",   "no",       "most",   "people", "my",
+    "over",    "know",     "water",  "than",    "call",     "first",  "who",    "may",
+    "down",    "side",     "been",   "now",     "find",     "any",    "new",    "work",
+    "part",    "take",     "get",    "place",   "made",     "live",   "where",  "after",
+    "back",    "little",   "only",   "round",   "man",      "year",   "came",   "show",
+    "every",   "good",     "me",     "give",    "our",      "under",  "name",   "very",
+    "through", "just",     "form",   "great",   "think",    "say",    "help",   "low",
+    "line",    "before",   "turn",   "cause",   "same",     "mean",   "move",   "right",
+    "boy",     "old",      "too",    "does",    "tell",     "set",    "three",  "want",
+    "air",     "well",     "also",   "play",    "small",    "end",    "put",    "home",
+    "read",    "hand",     "port",   "large",   "spell",    "add",    "even",   "land",
+    "here",    "must",     "big",    "high",    "such",     "follow", "act",    "why",
+    "ask",     "men",      "change", "went",    "light",    "kind",   "off",    "need",
+    "house",   "picture",  "try",    "us",      "again",    "animal", "point",  "mother",
+    "world",   "near",     "build",  "self",    "earth",    "father", "head",   "stand",
+    "own",     "page",     "should", "country", "found",    "answer", "school", "grow",
+    "study",   "still",    "learn",  "plant",   "cover",    "food",   "sun",    "four",
+    "thought", "let",      "keep",   "eye",     "never",    "last",   "door",   "between",
+    "city",    "tree",     "cross",  "since",   "hard",     "start",  "might",  "story",
+    "saw",     "far",      "sea",    "draw",    "left",     "late",   "run",    "while",
+    "press",   "close",    "night",  "real",    "life",     "few",    "stop",   "open",
+    "seem",    "together", "next",   "white",   "children", "begin",  "got",    "walk",
+    "example", "ease",     "paper",  "often",   "always",   "music",  "those",  "both",
+    "mark",    "book",     "letter", "until",   "mile",     "river",  "car",    "feet",
+    "care",    "second",   "group",  "carry",   "took",     "rain",
 };
 #define NWORDS (sizeof(WORDS) / sizeof(WORDS[0]))
 
@@ -1140,8 +1143,8 @@ static int report(void)
         ok++;
     }
     int failed = k - ok;
-    struct stat s_ttft = stats(ttft, ok), s_tpot = stats(tpot, n_tpot),
-                s_itl = stats(itl, n_itl), s_e2e = stats(e2e, ok);
+    struct stat s_ttft = stats(ttft, ok), s_tpot = stats(tpot, n_tpot), s_itl = stats(itl, n_itl),
+                s_e2e = stats(e2e, ok);
     double req_tput = duration > 0 ? ok / duration : 0;
     double out_tput = duration > 0 ? out_tok / duration : 0;
     double tot_tput = duration > 0 ? (in_tok + out_tok) / duration : 0;
@@ -1197,13 +1200,15 @@ static int report(void)
                       opt.max_concurrency);
         else
             sb_printf(&b, ", \"request_rate\": null, \"max_concurrency\": %d", opt.concurrency);
-        sb_printf(&b, ",\n  \"num_prompts\": %d, \"max_tokens\": %d, \"prompt_len\": %d, "
-                      "\"shared_prefix_len\": %d, \"seed\": %llu",
+        sb_printf(&b,
+                  ",\n  \"num_prompts\": %d, \"max_tokens\": %d, \"prompt_len\": %d, "
+                  "\"shared_prefix_len\": %d, \"seed\": %llu",
                   k, opt.max_tokens, opt.prompt_len, opt.shared_prefix_len,
                   (unsigned long long)opt.seed);
         if (opt.prompt_len)
-            sb_printf(&b, ", \"prompt_words\": %d, \"shared_prefix_words\": %d, "
-                          "\"tokens_per_word\": %.4f, \"calibrated\": %s",
+            sb_printf(&b,
+                      ", \"prompt_words\": %d, \"shared_prefix_words\": %d, "
+                      "\"tokens_per_word\": %.4f, \"calibrated\": %s",
                       opt.prompt_words, opt.prefix_words, opt.tok_per_word,
                       opt.calibrated ? "true" : "false");
         sb_printf(&b, ",\n  \"completed\": %d, \"failed\": %d, \"failures\": {", ok, failed);
@@ -1217,13 +1222,15 @@ static int report(void)
             sb_puts(&b, j ? ", " : "");
             sb_json_str(&b, kinds[j].first_err);
         }
-        sb_printf(&b, "],\n  \"duration\": %.6f, \"total_input_tokens\": %ld, "
-                      "\"total_output_tokens\": %ld",
+        sb_printf(&b,
+                  "],\n  \"duration\": %.6f, \"total_input_tokens\": %ld, "
+                  "\"total_output_tokens\": %ld",
                   duration, in_tok, out_tok);
         sb_printf(&b, ", \"input_tokens_estimated\": %s, \"outputs_not_max_tokens\": %d",
                   est_in ? "true" : "false", short_out);
-        sb_printf(&b, ",\n  \"request_throughput\": %.4f, \"output_throughput\": %.4f, "
-                      "\"total_token_throughput\": %.4f, \"late_starts\": %d",
+        sb_printf(&b,
+                  ",\n  \"request_throughput\": %.4f, \"output_throughput\": %.4f, "
+                  "\"total_token_throughput\": %.4f, \"late_starts\": %d",
                   req_tput, out_tput, tot_tput, late);
         json_stat(&b, "ttft", s_ttft);
         json_stat(&b, "tpot", s_tpot);
@@ -1233,9 +1240,10 @@ static int report(void)
         for (int i = 0; i < k; i++) {
             struct req *r = &reqs[i];
             long out = r->usage_out >= 0 ? r->usage_out : r->chunks;
-            sb_printf(&b, "%s\n    {\"success\": %s, \"http_status\": %ld, \"start_s\": %.6f, "
-                          "\"ttft_ms\": %.4f, \"e2el_ms\": %.4f, \"prompt_tokens\": %ld, "
-                          "\"output_tokens\": %ld, \"chunks\": %d, \"error\": ",
+            sb_printf(&b,
+                      "%s\n    {\"success\": %s, \"http_status\": %ld, \"start_s\": %.6f, "
+                      "\"ttft_ms\": %.4f, \"e2el_ms\": %.4f, \"prompt_tokens\": %ld, "
+                      "\"output_tokens\": %ld, \"chunks\": %d, \"error\": ",
                       i ? "," : "", r->success ? "true" : "false", r->http_status, r->t_start,
                       r->chunks ? (r->t_first - r->t_start) * 1e3 : 0.0,
                       (r->t_end - r->t_start) * 1e3, r->usage_in, out, r->chunks);
@@ -1304,8 +1312,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < nthreads; i++) {
         int e = pthread_create(&th[i], &attr, worker, NULL);
         if (e) {
-            fprintf(stderr, "loadgen: pthread_create: %s (running with %d threads)\n",
-                    strerror(e), started);
+            fprintf(stderr, "loadgen: pthread_create: %s (running with %d threads)\n", strerror(e),
+                    started);
             break;
         }
         started++;

@@ -16,8 +16,7 @@ static __global__ void add_bias_kernel(float *out, const float *bias, int n_cols
         row[c] += bias[c];
 }
 
-extern "C" int cnd_cuda_add_f32(float *out, const float *a, const float *b, int64_t n,
-                                void *stream)
+extern "C" int cnd_cuda_add_f32(float *out, const float *a, const float *b, int64_t n, void *stream)
 {
     if (n <= 0)
         return 0;

@@ -12,7 +12,7 @@ extern thread_local char cnd_cuda_err_msg[256];
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess) {                                                                   \
-            snprintf(cnd_cuda_err_msg, sizeof(cnd_cuda_err_msg), "%s:%d: %s: %s", __FILE__,      \
+            snprintf(cnd_cuda_err_msg, sizeof(cnd_cuda_err_msg), "%s:%d: %s: %s", __FILE__,        \
                      __LINE__, #call, cudaGetErrorString(e_));                                     \
             return CND_CUDA_EDEVICE;                                                               \
         }                                                                                          \

@@ -42,8 +42,8 @@ extern "C" int cnd_cuda_dequantize(void *dst, int dst_bf16, const void *w, int d
 {
     if (n_rows <= 0)
         return 0;
-    dequant_launch l = {dst, dst_bf16 != 0, (const uint8_t *)w, n_rows, n_cols,
-                        (cudaStream_t)stream};
+    dequant_launch l = {dst,    dst_bf16 != 0, (const uint8_t *)w,
+                        n_rows, n_cols,        (cudaStream_t)stream};
     if (!dispatch_wtype(dtype, l)) {
         snprintf(cnd_cuda_err_msg, sizeof(cnd_cuda_err_msg), "dequantize: type %d", dtype);
         return CND_CUDA_EDEVICE;

@@ -36,7 +36,8 @@ extern "C" int cnd_cuda_get_rows(float *out, const void *w, int dtype, int64_t n
         return 0;
     get_rows_launch l = {out, (const uint8_t *)w, n_cols, row_bytes, ids, n, (cudaStream_t)stream};
     if (!dispatch_wtype(dtype, l)) {
-        snprintf(cnd_cuda_err_msg, sizeof(cnd_cuda_err_msg), "get_rows: type %d unsupported", dtype);
+        snprintf(cnd_cuda_err_msg, sizeof(cnd_cuda_err_msg), "get_rows: type %d unsupported",
+                 dtype);
         return CND_CUDA_EDEVICE;
     }
     LAUNCH_CHECK();

@@ -79,8 +79,7 @@ int cnd_cuda_rope_f32(float *x, const int32_t *pos, int n_rows, int n_heads, int
                       int n_rot, float theta_scale, float freq_scale, const float *freq_factors,
                       int neox, void *stream);
 
-int cnd_cuda_silu_mul_f32(float *out, const float *gate, const float *up, int64_t n,
-                          void *stream);
+int cnd_cuda_silu_mul_f32(float *out, const float *gate, const float *up, int64_t n, void *stream);
 int cnd_cuda_add_f32(float *out, const float *a, const float *b, int64_t n, void *stream);
 /* out[r, c] += bias[c] */
 int cnd_cuda_add_bias_f32(float *out, const float *bias, int n_rows, int n_cols, void *stream);
@@ -93,12 +92,11 @@ int cnd_cuda_gather_rows_f32(float *out, const float *x, const int32_t *rows, in
 /* K/V rows [n_rows, kv_dim] (float) into the caches at slots[r] (slot < 0: skipped); the
  * caches hold F16 (f16 != 0) or F32 elements, [n_slots, kv_dim]. */
 int cnd_cuda_reshape_and_cache(void *k_cache, void *v_cache, const float *k, const float *v,
-                               const int64_t *slots, int n_rows, int kv_dim, int f16,
-                               void *stream);
+                               const int64_t *slots, int n_rows, int kv_dim, int f16, void *stream);
 
 struct cnd_cuda_attn_args {
-    const float *q; /* [n_rows, n_head, head_dim] */
-    float *out;     /* [n_rows, n_head, head_dim] */
+    const float *q;                /* [n_rows, n_head, head_dim] */
+    float *out;                    /* [n_rows, n_head, head_dim] */
     const void *k_cache, *v_cache; /* one layer, [n_slots, n_head_kv * head_dim] */
     int f16;                       /* cache element type */
     const int32_t *positions;      /* [n_rows] */
@@ -140,8 +138,8 @@ int cnd_cuda_quantize_act(void *dst, const float *x, int act_dtype, int n_rows, 
 #define CND_CUDA_MMV_MAX 8
 /* out[c, r] = dot(w row r, act row c) (+ bias[r]) for r < n_out, c < n (n <= MMV_MAX), reading
  * GGUF blocks directly. w rows are n_in elements of dtype; act rows as cnd_cuda_quantize_act. */
-int cnd_cuda_mmv(float *out, const void *w, int dtype, int64_t n_in, int64_t n_out,
-                 const void *act, int n, const float *bias, void *stream);
+int cnd_cuda_mmv(float *out, const void *w, int dtype, int64_t n_in, int64_t n_out, const void *act,
+                 int n, const float *bias, void *stream);
 
 /* dst[n_rows, n_cols] F16 (or BF16 if dst_bf16) = dequantize(w rows), for the cuBLAS path. */
 int cnd_cuda_dequantize(void *dst, int dst_bf16, const void *w, int dtype, int64_t n_rows,

@@ -17,9 +17,10 @@ static __device__ __forceinline__ int ld_i32_2(const uint8_t *p) // 2-byte align
 }
 
 template <int T> struct unit_of {
-    static constexpr int n = T == QT_F32 ? 4 : (T == QT_F16 || T == QT_BF16) ? 8
-                           : (T == QT_Q4_0 || T == QT_Q8_0)                ? 32
-                                                                            : 64;
+    static constexpr int n = T == QT_F32                      ? 4
+                             : (T == QT_F16 || T == QT_BF16)  ? 8
+                             : (T == QT_Q4_0 || T == QT_Q8_0) ? 32
+                                                              : 64;
 };
 
 template <int T, int NC>
@@ -86,7 +87,8 @@ static __device__ __forceinline__ void mmv_unit(const uint8_t *wrow, const uint8
         const int64_t blk = u / 4;
         const int ch = (int)(u % 4);
         const uint8_t *b = wrow + blk * 144;
-        const uint4 q0 = *(const uint4 *)(b + 16 + ch * 32), q1 = *(const uint4 *)(b + 32 + ch * 32);
+        const uint4 q0 = *(const uint4 *)(b + 16 + ch * 32),
+                    q1 = *(const uint4 *)(b + 32 + ch * 32);
         const int qv[8] = {(int)q0.x, (int)q0.y, (int)q0.z, (int)q0.w,
                            (int)q1.x, (int)q1.y, (int)q1.z, (int)q1.w};
         int sc0, m0, sc1, m1;
@@ -215,16 +217,17 @@ extern "C" int cnd_cuda_mmv(float *out, const void *w, int dtype, int64_t n_in, 
 {
     if (n <= 0 || n_out <= 0)
         return 0;
-    int unit = dtype == QT_F32 ? 4 : (dtype == QT_F16 || dtype == QT_BF16) ? 8
-             : (dtype == QT_Q4_0 || dtype == QT_Q8_0)                     ? 32
-                                                                           : 256;
+    int unit = dtype == QT_F32                          ? 4
+               : (dtype == QT_F16 || dtype == QT_BF16)  ? 8
+               : (dtype == QT_Q4_0 || dtype == QT_Q8_0) ? 32
+                                                        : 256;
     if (n > CND_CUDA_MMV_MAX || n_in % unit) {
         snprintf(cnd_cuda_err_msg, sizeof(cnd_cuda_err_msg), "mmv: n %d, n_in %lld unsupported", n,
                  (long long)n_in);
         return CND_CUDA_EDEVICE;
     }
-    mmv_launch l = {out, (const uint8_t *)w, n_in, n_out, (const uint8_t *)act, n, bias,
-                    (cudaStream_t)stream};
+    mmv_launch l = {out,  (const uint8_t *)w,  n_in, n_out, (const uint8_t *)act, n,
+                    bias, (cudaStream_t)stream};
     if (!dispatch_wtype(dtype, l)) {
         snprintf(cnd_cuda_err_msg, sizeof(cnd_cuda_err_msg), "mmv: type %d unsupported", dtype);
         return CND_CUDA_EDEVICE;

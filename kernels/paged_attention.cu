@@ -11,12 +11,11 @@
 #include <math.h>
 
 #define PA_THREADS 128
-#define PA_WARPS (PA_THREADS / 32)
-#define PA_MAX_G 8
-#define PA_MAX_HD 256
+#define PA_WARPS   (PA_THREADS / 32)
+#define PA_MAX_G   8
+#define PA_MAX_HD  256
 
-template <bool F16>
-static __device__ __forceinline__ float kv_load(const void *base, size_t i)
+template <bool F16> static __device__ __forceinline__ float kv_load(const void *base, size_t i)
 {
     if (F16)
         return __half2float(((const __half *)base)[i]);
@@ -106,7 +105,8 @@ static __global__ void __launch_bounds__(PA_THREADS)
         for (int g = 0; g < PA_MAX_G; g++)
             acc[g] = 0.0f;
         for (int j = 0; j < n; j++) {
-            const float v = kv_load<F16>(a.v_cache, (size_t)slot_s[j] * kv_dim + (size_t)kvh * hd + d);
+            const float v =
+                kv_load<F16>(a.v_cache, (size_t)slot_s[j] * kv_dim + (size_t)kvh * hd + d);
 #pragma unroll
             for (int g = 0; g < PA_MAX_G; g++)
                 if (g < G)
@@ -165,8 +165,8 @@ extern "C" int cnd_cuda_paged_attention(const struct cnd_cuda_attn_args *a, int 
         paged_attention_split<false><<<grid, PA_THREADS, 0, s>>>(*a, n_splits, part_acc, part_ml);
     LAUNCH_CHECK();
     dim3 grid2(a->n_rows, a->n_head);
-    paged_attention_combine<<<grid2, a->head_dim < 128 ? 32 : 128, 0, s>>>(*a, n_splits, part_acc,
-                                                                          part_ml);
+    const int combine_threads = a->head_dim < 128 ? 32 : 128;
+    paged_attention_combine<<<grid2, combine_threads, 0, s>>>(*a, n_splits, part_acc, part_ml);
     LAUNCH_CHECK();
     return 0;
 }

@@ -11,8 +11,8 @@
 #include <math.h>
 
 #define PF_THREADS 128
-#define PF_Q 64 /* query vectors per block */
-#define PF_KT 32
+#define PF_Q       64 /* query vectors per block */
+#define PF_KT      32
 
 template <int HD>
 static __global__ void __launch_bounds__(PF_THREADS)
@@ -54,7 +54,8 @@ static __global__ void __launch_bounds__(PF_THREADS)
             const int j = i / (HD / 2), d2 = i % (HD / 2), key = kb + j;
             __half2 kv = __floats2half2_rn(0.0f, 0.0f), vv = kv;
             if (key <= max_pos) {
-                const size_t slot = (size_t)bt[key / a.block_size] * a.block_size + key % a.block_size;
+                const size_t slot =
+                    (size_t)bt[key / a.block_size] * a.block_size + key % a.block_size;
                 const size_t off = slot * kv_dim + (size_t)kvh * HD + 2 * d2;
                 kv = *(const __half2 *)(K + off);
                 vv = *(const __half2 *)(V + off);
@@ -136,8 +137,8 @@ extern "C" int cnd_cuda_prefill_tile_rows(int head_dim, int n_head, int n_head_k
     return G > PF_Q ? 0 : PF_Q / G;
 }
 
-extern "C" int cnd_cuda_prefill_attention(const struct cnd_cuda_attn_args *a,
-                                          const int32_t *tiles, int n_tiles, void *stream)
+extern "C" int cnd_cuda_prefill_attention(const struct cnd_cuda_attn_args *a, const int32_t *tiles,
+                                          int n_tiles, void *stream)
 {
     if (n_tiles <= 0)
         return 0;

@@ -79,8 +79,7 @@ static __global__ void quantize_q8_k_kernel(uint8_t *dst, const float *x, int64_
         *(float *)out = 1.0f / iscale;
 }
 
-template <bool BF16>
-static __global__ void convert_kernel(void *dst, const float *x, int64_t n)
+template <bool BF16> static __global__ void convert_kernel(void *dst, const float *x, int64_t n)
 {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
@@ -118,20 +117,17 @@ extern "C" int cnd_cuda_quantize_act(void *dst, const float *x, int act_dtype, i
     cudaStream_t s = (cudaStream_t)stream;
     const int64_t n = (int64_t)n_rows * n_cols;
     const size_t rb = q_row_bytes(act_dtype, n_cols);
+    const int64_t convert_blocks = cdiv(n, 256) < 4096 ? cdiv(n, 256) : 4096; /* grid-stride */
     switch (act_dtype) {
     case QT_Q8_0:
         quantize_q8_0_kernel<<<cdiv(n, 256), 256, 0, s>>>((uint8_t *)dst, x, n_cols, rb, n / 32);
         break;
     case QT_Q8_K:
-        quantize_q8_k_kernel<<<cdiv(n / 256 * 32, 256), 256, 0, s>>>((uint8_t *)dst, x, n_cols,
-                                                                     rb, n / 256);
+        quantize_q8_k_kernel<<<cdiv(n / 256 * 32, 256), 256, 0, s>>>((uint8_t *)dst, x, n_cols, rb,
+                                                                     n / 256);
         break;
-    case QT_F16:
-        convert_kernel<false><<<cdiv(n, 256) < 4096 ? cdiv(n, 256) : 4096, 256, 0, s>>>(dst, x, n);
-        break;
-    case QT_BF16:
-        convert_kernel<true><<<cdiv(n, 256) < 4096 ? cdiv(n, 256) : 4096, 256, 0, s>>>(dst, x, n);
-        break;
+    case QT_F16: convert_kernel<false><<<convert_blocks, 256, 0, s>>>(dst, x, n); break;
+    case QT_BF16: convert_kernel<true><<<convert_blocks, 256, 0, s>>>(dst, x, n); break;
     case QT_F32:
         CUDA_CHECK(cudaMemcpyAsync(dst, x, (size_t)n * 4, cudaMemcpyDeviceToDevice, s));
         break;

@@ -33,11 +33,11 @@ extern "C" int cnd_cuda_reshape_and_cache(void *k_cache, void *v_cache, const fl
         return 0;
     dim3 grid(cdiv(kv_dim, 256) < 16 ? cdiv(kv_dim, 256) : 16, n_rows);
     if (f16)
-        reshape_and_cache_kernel<true><<<grid, 256, 0, (cudaStream_t)stream>>>(
-            k_cache, v_cache, k, v, slots, kv_dim);
+        reshape_and_cache_kernel<true>
+            <<<grid, 256, 0, (cudaStream_t)stream>>>(k_cache, v_cache, k, v, slots, kv_dim);
     else
-        reshape_and_cache_kernel<false><<<grid, 256, 0, (cudaStream_t)stream>>>(
-            k_cache, v_cache, k, v, slots, kv_dim);
+        reshape_and_cache_kernel<false>
+            <<<grid, 256, 0, (cudaStream_t)stream>>>(k_cache, v_cache, k, v, slots, kv_dim);
     LAUNCH_CHECK();
     return 0;
 }

@@ -5,8 +5,8 @@
 #include "kernels.h"
 
 static __global__ void rope_kernel(float *x, const int32_t *pos, int n_heads, int head_dim,
-                                   int n_rot, float theta_scale, float freq_scale,
-                                   const float *ff, int neox)
+                                   int n_rot, float theta_scale, float freq_scale, const float *ff,
+                                   int neox)
 {
     const int r = blockIdx.y;
     const int half = n_rot / 2;
@@ -35,9 +35,8 @@ extern "C" int cnd_cuda_rope_f32(float *x, const int32_t *pos, int n_rows, int n
         return 0;
     const int n = n_heads * (n_rot / 2);
     dim3 grid(cdiv(n, 128), n_rows);
-    rope_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(x, pos, n_heads, head_dim, n_rot,
-                                                        theta_scale, freq_scale, freq_factors,
-                                                        neox);
+    rope_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(
+        x, pos, n_heads, head_dim, n_rot, theta_scale, freq_scale, freq_factors, neox);
     LAUNCH_CHECK();
     return 0;
 }

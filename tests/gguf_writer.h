@@ -101,10 +101,17 @@ static inline void gguf_writer_free(struct gguf_writer *w)
 static inline size_t gguf_writer_type_size(enum gguf_type t)
 {
     switch (t) {
-    case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
-    case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
-    case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_FLOAT32: return 4;
-    case GGUF_TYPE_UINT64: case GGUF_TYPE_INT64: case GGUF_TYPE_FLOAT64: return 8;
+    case GGUF_TYPE_UINT8:
+    case GGUF_TYPE_INT8:
+    case GGUF_TYPE_BOOL: return 1;
+    case GGUF_TYPE_UINT16:
+    case GGUF_TYPE_INT16: return 2;
+    case GGUF_TYPE_UINT32:
+    case GGUF_TYPE_INT32:
+    case GGUF_TYPE_FLOAT32: return 4;
+    case GGUF_TYPE_UINT64:
+    case GGUF_TYPE_INT64:
+    case GGUF_TYPE_FLOAT64: return 8;
     default: return 0;
     }
 }
@@ -178,14 +185,14 @@ static inline void gguf_writer_add_arr(struct gguf_writer *w, const char *key,
     w->n_kv++;
 }
 
-static inline void gguf_writer_add_arr_f32(struct gguf_writer *w, const char *key,
-                                           const float *v, uint64_t n)
+static inline void gguf_writer_add_arr_f32(struct gguf_writer *w, const char *key, const float *v,
+                                           uint64_t n)
 {
     gguf_writer_add_arr(w, key, GGUF_TYPE_FLOAT32, n, v);
 }
 
-static inline void gguf_writer_add_arr_i32(struct gguf_writer *w, const char *key,
-                                           const int32_t *v, uint64_t n)
+static inline void gguf_writer_add_arr_i32(struct gguf_writer *w, const char *key, const int32_t *v,
+                                           uint64_t n)
 {
     gguf_writer_add_arr(w, key, GGUF_TYPE_INT32, n, v);
 }
@@ -225,8 +232,8 @@ static inline uint64_t gguf_writer_tensor_size(enum cnd_dtype type, uint32_t n_d
 /* A tensor info with an explicit data offset and no data written (for overlap/bounds tests;
  * use gguf_writer_add_data to place bytes). type is written as given, valid or not. */
 static inline void gguf_writer_add_tensor_info(struct gguf_writer *w, const char *name,
-                                               uint32_t type, uint32_t n_dims,
-                                               const int64_t *ne, uint64_t offset)
+                                               uint32_t type, uint32_t n_dims, const int64_t *ne,
+                                               uint64_t offset)
 {
     gguf_wbuf_strn(&w->ti, name, strlen(name));
     gguf_wbuf_u32(&w->ti, n_dims);

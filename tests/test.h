@@ -49,7 +49,7 @@ static int test_cur_failed __attribute__((unused));
 #define CHECK_STR(a, b)                                                                            \
     do {                                                                                           \
         const char *a_ = (a), *b_ = (b);                                                           \
-        CHECK_MSG(a_ && b_ && strcmp(a_, b_) == 0, "\"%s\" != \"%s\"", a_ ? a_ : "(null)",         \
+        CHECK_MSG(a_ &&b_ &&strcmp(a_, b_) == 0, "\"%s\" != \"%s\"", a_ ? a_ : "(null)",           \
                   b_ ? b_ : "(null)");                                                             \
     } while (0)
 

@@ -45,8 +45,11 @@ static char *render_src(const char *src, const char *msgs_json, const char *extr
         fprintf(stderr, "bad test JSON\n");
         abort();
     }
-    struct chat_template_params p = {.add_generation_prompt = agp, .bos_token = bos,
-                                     .eos_token = eos, .extra_context = extra, .now = FIXED_NOW};
+    struct chat_template_params p = {.add_generation_prompt = agp,
+                                     .bos_token = bos,
+                                     .eos_token = eos,
+                                     .extra_context = extra,
+                                     .now = FIXED_NOW};
     struct buf out;
     buf_init(&out);
     int rc = chat_template_render(t, msgs, &p, &out, err);
@@ -119,8 +122,8 @@ static void expect_src_error(const char *src, const char *substr)
 {
     char err[CND_ERR_LEN];
     int rc = 0;
-    char *got = render_src(src, "[{\"role\":\"user\",\"content\":\"x\"}]", NULL, true, "", "", err,
-                           &rc);
+    char *got =
+        render_src(src, "[{\"role\":\"user\",\"content\":\"x\"}]", NULL, true, "", "", err, &rc);
     CHECK_MSG(got == NULL && rc != 0, "template %s: expected an error", src);
     CHECK_MSG(strstr(err, substr) != NULL, "template %s: err '%s' lacks '%s'", src, err, substr);
     free(got);
@@ -129,38 +132,38 @@ static void expect_src_error(const char *src, const char *substr)
 /* ---- conversations ---- */
 
 #define C_SYS_USER                                                                                 \
-    "[{\"role\":\"system\",\"content\":\"You are terse.\"},"                                      \
+    "[{\"role\":\"system\",\"content\":\"You are terse.\"},"                                       \
     "{\"role\":\"user\",\"content\":\"Hi there\"}]"
 #define C_USER "[{\"role\":\"user\",\"content\":\"What is 2+2?\"}]"
 #define C_MULTI                                                                                    \
-    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                    \
-    "{\"role\":\"assistant\",\"content\":\"Hello! How can I help?\"},"                            \
+    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                     \
+    "{\"role\":\"assistant\",\"content\":\"Hello! How can I help?\"},"                             \
     "{\"role\":\"user\",\"content\":\"Tell me a joke.\"}]"
 #define C_THINK                                                                                    \
-    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                    \
+    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                     \
     "{\"role\":\"assistant\",\"content\":\"<think>\\nGreeting.\\n</think>\\n\\nHello!\"}]"
 #define C_THINK3                                                                                   \
-    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                    \
-    "{\"role\":\"assistant\",\"content\":\"<think>\\nGreeting.\\n</think>\\n\\nHello!\"},"        \
+    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                     \
+    "{\"role\":\"assistant\",\"content\":\"<think>\\nGreeting.\\n</think>\\n\\nHello!\"},"         \
     "{\"role\":\"user\",\"content\":\"Tell me a joke.\"}]"
 #define C_TOOL                                                                                     \
-    "[{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"                                     \
-    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"abc123XYZ\","             \
-    "\"type\":\"function\",\"function\":{\"name\":\"get_weather\","                               \
+    "[{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"                                      \
+    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"abc123XYZ\","              \
+    "\"type\":\"function\",\"function\":{\"name\":\"get_weather\","                                \
     "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"                                          \
     "{\"role\":\"tool\",\"tool_call_id\":\"abc123XYZ\",\"content\":\"{\\\"temp\\\":20}\"}]"
 #define TOOLS                                                                                      \
-    "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","                  \
-    "\"description\":\"Get weather\",\"parameters\":{\"type\":\"object\",\"properties\":"         \
+    "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","                   \
+    "\"description\":\"Get weather\",\"parameters\":{\"type\":\"object\",\"properties\":"          \
     "{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}}}]}"
 #define TOOL_JSON                                                                                  \
-    "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Get "  \
-    "weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": "    \
+    "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Get "   \
+    "weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": "     \
     "\"string\"}}, \"required\": [\"city\"]}}}"
 
 /* ---- Llama 3.x ---- */
 
-#define L3_BOS "<|begin_of_text|>"
+#define L3_BOS  "<|begin_of_text|>"
 #define L3_H(r) "<|start_header_id|>" r "<|end_header_id|>\n\n"
 
 static void test_llama31(void)
@@ -168,17 +171,20 @@ static void test_llama31(void)
     const char *n = "meta-llama-Llama-3.1-8B-Instruct";
     expect_model(n, C_USER, NULL, true, L3_BOS, "<|eot_id|>",
                  L3_BOS L3_H("system") "Cutting Knowledge Date: December 2023\n"
-                 "Today Date: 26 Jul 2024\n\n<|eot_id|>" L3_H("user") "What is 2+2?<|eot_id|>"
-                 L3_H("assistant"));
+                                       "Today Date: 26 Jul 2024\n\n<|eot_id|>" L3_H(
+                                           "user") "What is 2+2?<|eot_id|>" L3_H("assistant"));
     expect_model(n, C_SYS_USER, NULL, true, L3_BOS, "<|eot_id|>",
                  L3_BOS L3_H("system") "Cutting Knowledge Date: December 2023\n"
-                 "Today Date: 26 Jul 2024\n\nYou are terse.<|eot_id|>" L3_H("user")
-                 "Hi there<|eot_id|>" L3_H("assistant"));
-    expect_model(n, C_MULTI, NULL, false, L3_BOS, "<|eot_id|>",
-                 L3_BOS L3_H("system") "Cutting Knowledge Date: December 2023\n"
-                 "Today Date: 26 Jul 2024\n\n<|eot_id|>" L3_H("user") "Hi<|eot_id|>"
-                 L3_H("assistant") "Hello! How can I help?<|eot_id|>" L3_H("user")
-                 "Tell me a joke.<|eot_id|>");
+                                       "Today Date: 26 Jul 2024\n\nYou are terse.<|eot_id|>" L3_H(
+                                           "user") "Hi there<|eot_id|>" L3_H("assistant"));
+    expect_model(
+        n, C_MULTI, NULL, false, L3_BOS, "<|eot_id|>",
+        L3_BOS L3_H(
+            "system") "Cutting Knowledge Date: December 2023\n"
+                      "Today Date: 26 Jul 2024\n\n<|eot_id|>" L3_H("user") "Hi<|eot_id|>" L3_H(
+                          "assistant") "Hello! How can I help?<|eot_id|>" L3_H("user") "Tell me a "
+                                                                                       "joke.<|eot_"
+                                                                                       "id|>");
 }
 
 static void test_llama32(void)
@@ -187,49 +193,68 @@ static void test_llama32(void)
     /* strftime_now("%d %b %Y") with the fixed clock */
     expect_model(n, C_SYS_USER, NULL, true, L3_BOS, "<|eot_id|>",
                  L3_BOS L3_H("system") "Cutting Knowledge Date: December 2023\n"
-                 "Today Date: 05 Mar 2025\n\nYou are terse.<|eot_id|>" L3_H("user")
-                 "Hi there<|eot_id|>" L3_H("assistant"));
+                                       "Today Date: 05 Mar 2025\n\nYou are terse.<|eot_id|>" L3_H(
+                                           "user") "Hi there<|eot_id|>" L3_H("assistant"));
     /* tools go into the first user message (tools_in_user_message defaults to true); the tool
      * result is a string, which `is iterable`, so it is passed through tojson (quoted). */
-    expect_model(n, C_TOOL, TOOLS, true, L3_BOS, "<|eot_id|>",
-                 L3_BOS L3_H("system") "Environment: ipython\n"
-                 "Cutting Knowledge Date: December 2023\n"
-                 "Today Date: 05 Mar 2025\n\n<|eot_id|>" L3_H("user")
-                 "Given the following functions, please respond with a JSON for a function call "
-                 "with its proper arguments that best answers the given prompt.\n\n"
-                 "Respond in the format {\"name\": function name, \"parameters\": dictionary of "
-                 "argument name and its value}.Do not use variables.\n\n"
-                 "{\n"
-                 "    \"type\": \"function\",\n"
-                 "    \"function\": {\n"
-                 "        \"name\": \"get_weather\",\n"
-                 "        \"description\": \"Get weather\",\n"
-                 "        \"parameters\": {\n"
-                 "            \"type\": \"object\",\n"
-                 "            \"properties\": {\n"
-                 "                \"city\": {\n"
-                 "                    \"type\": \"string\"\n"
-                 "                }\n"
-                 "            },\n"
-                 "            \"required\": [\n"
-                 "                \"city\"\n"
-                 "            ]\n"
-                 "        }\n"
-                 "    }\n"
-                 "}\n\n"
-                 "Weather in Paris?<|eot_id|>" L3_H("assistant")
-                 "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}<|eot_id|>"
-                 L3_H("ipython") "\"{\\\"temp\\\":20}\"<|eot_id|>" L3_H("assistant"));
+    expect_model(
+        n, C_TOOL, TOOLS, true, L3_BOS, "<|eot_id|>",
+        L3_BOS
+            L3_H(
+                "system") "Environment: ipython\n"
+                          "Cutting Knowledge Date: December 2023\n"
+                          "Today Date: 05 Mar 2025\n\n<|eot_id|>" L3_H(
+                              "user") "Given the following functions, please respond with a JSON "
+                                      "for a function call "
+                                      "with its proper arguments that best answers the given "
+                                      "prompt.\n\n"
+                                      "Respond in the format {\"name\": function name, "
+                                      "\"parameters\": dictionary of "
+                                      "argument name and its value}.Do not use variables.\n\n"
+                                      "{\n"
+                                      "    \"type\": \"function\",\n"
+                                      "    \"function\": {\n"
+                                      "        \"name\": \"get_weather\",\n"
+                                      "        \"description\": \"Get weather\",\n"
+                                      "        \"parameters\": {\n"
+                                      "            \"type\": \"object\",\n"
+                                      "            \"properties\": {\n"
+                                      "                \"city\": {\n"
+                                      "                    \"type\": \"string\"\n"
+                                      "                }\n"
+                                      "            },\n"
+                                      "            \"required\": [\n"
+                                      "                \"city\"\n"
+                                      "            ]\n"
+                                      "        }\n"
+                                      "    }\n"
+                                      "}\n\n"
+                                      "Weather in Paris?<|eot_id|>" L3_H(
+                                          "assistant") "{\"name\": \"get_weather\", "
+                                                       "\"parameters\": {\"city\": "
+                                                       "\"Paris\"}}<|eot_id|>" L3_H("ipython") "\"{"
+                                                                                               "\\"
+                                                                                               "\"t"
+                                                                                               "emp"
+                                                                                               "\\"
+                                                                                               "\":"
+                                                                                               "20}"
+                                                                                               "\"<"
+                                                                                               "|eo"
+                                                                                               "t_"
+                                                                                               "id|"
+                                                                                               ">" L3_H("assistant"));
 }
 
 /* ---- Qwen ---- */
 
 #define QWEN_DEFAULT_SYS "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 #define QWEN_TOOLS_BLOCK                                                                           \
-    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"            \
-    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"       \
-    TOOL_JSON "\n</tools>\n\nFor each function call, return a json object with function name "    \
-    "and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "            \
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"             \
+    "You are provided with function signatures within <tools></tools> XML "                        \
+    "tags:\n<tools>\n" TOOL_JSON                                                                   \
+    "\n</tools>\n\nFor each function call, return a json object with function name "               \
+    "and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "             \
     "<function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n"
 
 static void test_qwen25(void)
@@ -306,8 +331,9 @@ static void test_mistral_nemo(void)
                  "\"id\": \"abc123XYZ\"}]</s>"
                  "[TOOL_RESULTS]{\"content\": {\"temp\":20}, \"call_id\": \"abc123XYZ\"}"
                  "[/TOOL_RESULTS]");
-    expect_model_error(n, "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]",
-                       "conversation roles must alternate user/assistant/user/assistant/...");
+    expect_model_error(
+        n, "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]",
+        "conversation roles must alternate user/assistant/user/assistant/...");
 }
 
 /* ---- Gemma 2 ---- */
@@ -347,29 +373,32 @@ static void test_phi35(void)
 /* ---- SmolLM3 ---- */
 
 #define SMOL_HEAD(mode)                                                                            \
-    "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nReasoning Mode: " mode \
+    "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nReasoning Mode: " mode   \
     "\n\n## Custom Instructions\n\n"
 
 static void test_smollm3(void)
 {
     const char *n = "HuggingFaceTB-SmolLM3-3B";
-    expect_model(n, C_SYS_USER, NULL, true, "", "<|im_end|>",
-                 SMOL_HEAD("/think") "You are terse.\n\n<|im_end|>\n"
-                 "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n");
-    expect_model(n, C_MULTI, "{\"enable_thinking\": false}", true, "", "<|im_end|>",
-                 SMOL_HEAD("/no_think")
-                 "You are a helpful AI assistant named SmolLM, trained by Hugging Face.\n\n"
-                 "<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-                 "<|im_start|>assistant\n<think>\n\n</think>\nHello! How can I help?<|im_end|>\n"
-                 "<|im_start|>user\nTell me a joke.<|im_end|>\n"
-                 "<|im_start|>assistant\n<think>\n\n</think>\n");
+    expect_model(
+        n, C_SYS_USER, NULL, true, "", "<|im_end|>",
+        SMOL_HEAD("/think") "You are terse.\n\n<|im_end|>\n"
+                            "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n");
+    expect_model(
+        n, C_MULTI, "{\"enable_thinking\": false}", true, "", "<|im_end|>",
+        SMOL_HEAD(
+            "/no_think") "You are a helpful AI assistant named SmolLM, trained by Hugging Face.\n\n"
+                         "<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                         "<|im_start|>assistant\n<think>\n\n</think>\nHello! How can I "
+                         "help?<|im_end|>\n"
+                         "<|im_start|>user\nTell me a joke.<|im_end|>\n"
+                         "<|im_start|>assistant\n<think>\n\n</think>\n");
     /* "/no_think" in the system prompt switches the mode and is removed from it */
     expect_model(n,
                  "[{\"role\":\"system\",\"content\":\"Be brief. /no_think\"},"
                  "{\"role\":\"user\",\"content\":\"Hi\"}]",
                  NULL, true, "", "<|im_end|>",
                  SMOL_HEAD("/no_think") "Be brief.\n\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-                 "<|im_start|>assistant\n<think>\n\n</think>\n");
+                                        "<|im_start|>assistant\n<think>\n\n</think>\n");
 }
 
 /* ---- DeepSeek R1 distills ---- */
@@ -384,9 +413,10 @@ static void test_deepseek_r1(void)
                  DS_BOS "You are terse.<｜User｜>Hi there<｜Assistant｜><think>\n</think>");
     expect_model(n, C_THINK3, "{\"enable_thinking\": true}", true, DS_BOS, "",
                  DS_BOS "<｜User｜>Hi<｜Assistant｜>\n\nHello!<｜end▁of▁sentence｜>"
-                 "<｜User｜>Tell me a joke.<｜Assistant｜><think>\n");
+                        "<｜User｜>Tell me a joke.<｜Assistant｜><think>\n");
     expect_model(n, C_TOOL, TOOLS, true, DS_BOS, "",
-                 DS_BOS "<｜User｜>Weather in Paris?"
+                 DS_BOS
+                 "<｜User｜>Weather in Paris?"
                  "<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>"
                  "get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>"
                  "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>"
@@ -418,16 +448,15 @@ static void test_all_templates(void)
         const char *convs[] = {C_USER, C_SYS_USER, C_MULTI, C_THINK3, C_TOOL};
         for (size_t i = 0; i < ARRAY_SIZE(convs); i++) {
             int rc = 0;
-            char *got = render_src(src, convs[i], i == 4 ? TOOLS : NULL, true, "<s>", "</s>", err,
-                                   &rc);
+            char *got =
+                render_src(src, convs[i], i == 4 ? TOOLS : NULL, true, "<s>", "</s>", err, &rc);
             /* a template may refuse a conversation shape by raising; it must not crash */
             if (i == 0)
                 CHECK_MSG(got != NULL, "%s: %s", e->d_name, err);
             if (getenv("CND_SHOW_TEMPLATES"))
                 printf("==== %s [%zu] %s\n%s\n", e->d_name, i, got ? "" : err, got ? got : "");
             if (got && i == 0)
-                CHECK_MSG(strstr(got, "What is 2+2?") != NULL, "%s: user text missing",
-                          e->d_name);
+                CHECK_MSG(strstr(got, "What is 2+2?") != NULL, "%s: user text missing", e->d_name);
             free(got);
         }
         free(src);
@@ -506,13 +535,14 @@ static void test_statements(void)
     expect_src("{% macro fact(n) %}{% if n <= 1 %}1{% else %}{{ n * fact(n - 1) | int }}"
                "{% endif %}{% endmacro %}{{ fact(5) }}",
                U1, NULL, "120");
-    expect_src("{% filter upper %}abc{% endfilter %}{% generation %}g{% endgeneration %}", U1,
-               NULL, "ABCg");
+    expect_src("{% filter upper %}abc{% endfilter %}{% generation %}g{% endgeneration %}", U1, NULL,
+               "ABCg");
     expect_src("{% if false %}a{% elif 0 %}b{% elif 'x' %}c{% else %}d{% endif %}", U1, NULL, "c");
     expect_src("{% set a, b = [1, 2] %}{{ a }}{{ b }}{% set l = [] %}{% do l.append(3) %}"
                "{% set _ = l.append(4) %}{{ l }}{{ l.pop(0) }}{{ l }}",
                U1, NULL, "12[3, 4]3[4]");
-    expect_src("{{ bos_token }}{{ eos_token }}{{ add_generation_prompt }}", U1, NULL, "<s></s>True");
+    expect_src("{{ bos_token }}{{ eos_token }}{{ add_generation_prompt }}", U1, NULL,
+               "<s></s>True");
     expect_src("{{ strftime_now('%Y-%m-%d %d %b %Y') }}", U1, NULL, "2025-03-05 05 Mar 2025");
 }
 
@@ -603,10 +633,10 @@ static void test_message_normalisation(void)
                "{\"name\":\"f\",\"arguments\":\"{\\\"x\\\":1}\"}}]}]",
                NULL, "a={\"x\":1}|{\"x\":1}|True");
     /* null content: a runtime error on it retries with "" (is none still works first time) */
-    expect_src("[{{ messages[0].content.strip() }}]",
-               "[{\"role\":\"assistant\",\"content\":null}]", NULL, "[]");
-    expect_src("{{ messages[0].content is none }}",
-               "[{\"role\":\"assistant\",\"content\":null}]", NULL, "True");
+    expect_src("[{{ messages[0].content.strip() }}]", "[{\"role\":\"assistant\",\"content\":null}]",
+               NULL, "[]");
+    expect_src("{{ messages[0].content is none }}", "[{\"role\":\"assistant\",\"content\":null}]",
+               NULL, "True");
     expect_src("{{ tools[0].name }} {{ flag }}", U1, "{\"tools\":[{\"name\":\"t\"}],\"flag\":true}",
                "t True");
 }

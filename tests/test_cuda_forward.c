@@ -18,8 +18,8 @@
 
 #include <stdlib.h>
 
-#define BS 16
-#define NBLK 64
+#define BS         16
+#define NBLK       64
 #define MAX_TOKENS 64
 
 struct side {
@@ -65,8 +65,8 @@ static bool side_open(struct side *s, struct backend *be, const struct model *m)
 {
     char err[CND_ERR_LEN];
     s->be = be;
-    struct kv_cache_params kp = {m->hp.n_layer, NBLK, BS, m->hp.n_head_kv, m->hp.head_dim,
-                                 CND_DTYPE_F16};
+    struct kv_cache_params kp = {m->hp.n_layer,   NBLK,           BS,
+                                 m->hp.n_head_kv, m->hp.head_dim, CND_DTYPE_F16};
     int rc = be->ops->load_model(be, m, err);
     if (rc == 0)
         rc = be->ops->kv_init(be, &kp, err);
@@ -90,9 +90,15 @@ static void fill_batch(struct forward_batch *b, int32_t *tok, int32_t *pos, int3
         slots[i] = (int64_t)tbl[seq_of[i]][pos_of[i] / BS] * BS + pos_of[i] % BS;
         rows[i] = i;
     }
-    *b = (struct forward_batch){.n_tokens = n, .tokens = tok, .positions = pos, .seq_idx = seq,
-                                .slots = slots, .n_seqs = n_seqs, .block_tables = tbl,
-                                .n_out = all_out ? n : 1, .out_rows = all_out ? rows : rows + n - 1};
+    *b = (struct forward_batch){.n_tokens = n,
+                                .tokens = tok,
+                                .positions = pos,
+                                .seq_idx = seq,
+                                .slots = slots,
+                                .n_seqs = n_seqs,
+                                .block_tables = tbl,
+                                .n_out = all_out ? n : 1,
+                                .out_rows = all_out ? rows : rows + n - 1};
 }
 
 static void run_model(const char *name, const struct model *m, struct backend *cpu,

@@ -194,8 +194,8 @@ static void test_matmul(void)
             float *got = from_gpu(dout, (size_t)n * N);
             double e = rel_err(got, ref, (size_t)n * N);
             double tol = n <= 8 ? 1e-4 : quant ? 2e-2 : 1e-3;
-            CHECK_MSG(e <= tol, "matmul %s n=%d bias=%d: %g (tol %g)", dtype_name(t), n,
-                      with_bias, e, tol);
+            CHECK_MSG(e <= tol, "matmul %s n=%d bias=%d: %g (tol %g)", dtype_name(t), n, with_bias,
+                      e, tol);
             free(got), free(x), free(ref);
             gpu->ops->free(gpu, dx), gpu->ops->free(gpu, dout);
         }
@@ -207,7 +207,7 @@ static void test_matmul(void)
 
 /* ---- batch helpers: two sequences with scattered block tables ---- */
 
-#define BS 16
+#define BS   16
 #define NBLK 40
 
 struct tbatch {
@@ -249,10 +249,15 @@ static void tbatch_init(struct tbatch *t, int p0a, int p0b, int p1a, int p1b)
             t->slots[r] = (int64_t)t->tables[s][p / BS] * BS + p % BS;
         }
     }
-    t->b = (struct forward_batch){.n_tokens = n, .tokens = t->tokens, .positions = t->pos,
-                                  .seq_idx = t->seq, .slots = t->slots, .n_seqs = 2,
+    t->b = (struct forward_batch){.n_tokens = n,
+                                  .tokens = t->tokens,
+                                  .positions = t->pos,
+                                  .seq_idx = t->seq,
+                                  .slots = t->slots,
+                                  .n_seqs = 2,
                                   .block_tables = (const int32_t *const *)t->tables,
-                                  .n_out = n, .out_rows = t->rows};
+                                  .n_out = n,
+                                  .out_rows = t->rows};
 }
 
 static void tbatch_free(struct tbatch *t)
@@ -274,9 +279,12 @@ static void test_rope(void)
         ff[i] = 1.0f + (float)i / 8.0f;
     float *dff = to_gpu(ff, sizeof(ff));
     for (int variant = 0; variant < 4; variant++) {
-        struct rope_params rp = {.n_rot = variant == 3 ? 32 : 64, .head_dim = hd,
-                                 .freq_base = 10000.0f, .freq_scale = variant == 2 ? 0.5f : 1.0f,
-                                 .neox = variant % 2 == 1, .freq_factors = NULL};
+        struct rope_params rp = {.n_rot = variant == 3 ? 32 : 64,
+                                 .head_dim = hd,
+                                 .freq_base = 10000.0f,
+                                 .freq_scale = variant == 2 ? 0.5f : 1.0f,
+                                 .neox = variant % 2 == 1,
+                                 .freq_factors = NULL};
         size_t n = (size_t)t.n * n_heads * hd;
         float *x = rand_vec(n, 1.0f);
         float *dx = to_gpu(x, n * 4);

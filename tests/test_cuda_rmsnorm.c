@@ -1,6 +1,7 @@
 /* ctest-labels: cuda */
 /* test_cuda_rmsnorm.c: the CUDA RMSNorm kernel against a plain C loop. Skips (77) when the build
- * has no CUDA or no GPU is visible. Tolerance 1e-5 relative: both sum in float, in another order. */
+ * has no CUDA or no GPU is visible. Tolerance 1e-5 relative: both sum in float, in another order.
+ */
 #include "test.h"
 #include "cinder/common.h"
 

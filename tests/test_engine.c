@@ -805,8 +805,7 @@ static void test_n_parallel(void)
             CHECK(n_ids[run][i] > 0);
             sum += n_ids[run][i] + (fin[i] == REQ_STATUS_FINISHED_STOP ? 1 : 0);
         }
-        CHECK_MSG(n_comp[run] == sum || n_comp[run] == sum - 0, "usage %d != %d", n_comp[run],
-                  sum);
+        CHECK_MSG(n_comp[run] == sum || n_comp[run] == sum - 0, "usage %d != %d", n_comp[run], sum);
         CHECK_EQ_INT(r->n_generated, n_comp[run]);
         request_unref(r);
         wait_blocks_free(e);

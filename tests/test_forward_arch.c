@@ -79,7 +79,8 @@ static void tiny_make(struct tiny *t, const char *path)
         else if (i < 259)
             snprintf(names[i], sizeof(names[i]), "<0x%02X>", i - 3);
         else
-            snprintf(names[i], sizeof(names[i]), "\xe2\x96\x81%c%c", 'a' + (i - 259) % 26, 'a' + (i - 259) / 26);
+            snprintf(names[i], sizeof(names[i]), "\xe2\x96\x81%c%c", 'a' + (i - 259) % 26,
+                     'a' + (i - 259) / 26);
         tokv[i] = names[i];
         scores[i] = i < 259 ? 0 : -(float)i;
         types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;

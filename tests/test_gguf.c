@@ -580,7 +580,8 @@ static void test_tensor_info_errors(void)
     CHECK_REJECT(b, n, "tensor 't'.offset", at_ne0 + 20, "not a multiple of the alignment 32");
     free(b);
     make_tensor_file(CND_DTYPE_F32, 2, ne, 0, 255, &b, &n);
-    CHECK_REJECT(b, n, "tensor 't'.offset", at_ne0 + 20, "256 bytes of data at data offset 0 run past");
+    CHECK_REJECT(b, n, "tensor 't'.offset", at_ne0 + 20,
+                 "256 bytes of data at data offset 0 run past");
     free(b);
     make_tensor_file(CND_DTYPE_F32, 2, ne, 1 << 20, 256, &b, &n);
     CHECK_REJECT(b, n, "tensor 't'.offset", at_ne0 + 20, "run past the end");
@@ -635,9 +636,9 @@ static void test_tensor_overlap_and_duplicates(void)
     free(b);
     int64_t ne_big[1] = {256};
     gguf_writer_init(&w, 3);
-    gguf_writer_add_tensor_info(&w, "a", CND_DTYPE_F32, 1, ne_big, 0);   /* 0..1024 */
-    gguf_writer_add_tensor_info(&w, "b", CND_DTYPE_F32, 1, ne, 32);      /* inside a */
-    gguf_writer_add_tensor_info(&w, "c", CND_DTYPE_F32, 1, ne, 512);     /* inside a */
+    gguf_writer_add_tensor_info(&w, "a", CND_DTYPE_F32, 1, ne_big, 0); /* 0..1024 */
+    gguf_writer_add_tensor_info(&w, "b", CND_DTYPE_F32, 1, ne, 32);    /* inside a */
+    gguf_writer_add_tensor_info(&w, "c", CND_DTYPE_F32, 1, ne, 512);   /* inside a */
     gguf_writer_add_data(&w, NULL, 2048);
     finish(&w, &b, &n);
     CHECK_REJECT(b, n, "tensor 'b'.offset", 57 + 25, "overlaps tensor 'a'");

@@ -65,9 +65,9 @@ static void guarded_free(struct guarded *g)
 /* ---- layout of a valid file, found without the reader ---- */
 
 struct kv_pos {
-    uint64_t key;      /* the key's length field */
-    uint64_t type;     /* the value type */
-    uint64_t value;    /* the value (arrays: their element type) */
+    uint64_t key;   /* the key's length field */
+    uint64_t type;  /* the value type */
+    uint64_t value; /* the value (arrays: their element type) */
     uint32_t t;
     uint32_t arr_t;
 };
@@ -82,10 +82,10 @@ struct layout {
     uint64_t n_kv, n_tensors;
     struct kv_pos *kv;
     struct ti_pos *ti;
-    uint64_t meta_end;     /* end of the tensor infos */
+    uint64_t meta_end; /* end of the tensor infos */
     uint64_t data_off;
     uint32_t alignment;
-    uint64_t required_end; /* shortest valid length */
+    uint64_t required_end;  /* shortest valid length */
     uint64_t n_arr_strings; /* parse cost: strings in arrays (vocabularies: ~10^5) */
 };
 
@@ -243,7 +243,8 @@ static bool try_variant(const char *path, const uint8_t *b, size_t n, const char
                     touch_ends(s.ptr, s.len);
                 }
             } else if (cnt > 0) {
-                sink += (uint64_t)gguf_arr_get_i64(g, i, 0) + (uint64_t)gguf_arr_get_i64(g, i, cnt - 1);
+                sink +=
+                    (uint64_t)gguf_arr_get_i64(g, i, 0) + (uint64_t)gguf_arr_get_i64(g, i, cnt - 1);
                 double f = gguf_arr_get_f64(g, i, cnt - 1);
                 sink += f == f;
             }
@@ -443,7 +444,8 @@ static void field_corruptions(const char *path, uint8_t *buf, size_t size, const
             patch_u64(path, buf, size, t->offset_field, t->offset + 1, "tensor offset", st);
         if (t->size > 0)
             patch_u64(path, buf, size, t->offset_field,
-                      (size - L->data_off - t->size / 2) / L->alignment * L->alignment + L->alignment,
+                      (size - L->data_off - t->size / 2) / L->alignment * L->alignment +
+                          L->alignment,
                       "tensor offset past end", st);
         /* overlap: move onto the next tensor with data */
         for (uint64_t k = 1; k < L->n_tensors && t->size > 0; k++) {
@@ -480,11 +482,11 @@ static void flips(const char *path, uint8_t *buf, size_t size, const struct layo
         for (int k = 0; k < nb; k++) {
             uint64_t r = rng_next(rng) % 10, p;
             if (r < 5)
-                p = rng_next(rng) % head;        /* header and first kvs */
+                p = rng_next(rng) % head; /* header and first kvs */
             else if (r < 8)
                 p = rng_next(rng) % L->meta_end; /* anywhere in the metadata */
             else
-                p = rng_next(rng) % size;        /* anywhere */
+                p = rng_next(rng) % size; /* anywhere */
             pos[k] = p;
             save[k] = buf[p];
             uint8_t x = (uint8_t)(rng_next(rng) % 255 + 1);

@@ -103,8 +103,8 @@ static int runner_open(struct runner *r, const char *path)
     r->be = backend_cpu_create(&bp, err);
     if (r->be->ops->load_model(r->be, r->m, err) != 0)
         return -1;
-    struct kv_cache_params kp = {r->m->hp.n_layer, 128, 16, r->m->hp.n_head_kv, r->m->hp.head_dim,
-                                 CND_DTYPE_F16};
+    struct kv_cache_params kp = {r->m->hp.n_layer,  128,          16, r->m->hp.n_head_kv,
+                                 r->m->hp.head_dim, CND_DTYPE_F16};
     /* a scrambled block table: attention must follow it, not assume contiguous blocks */
     for (int i = 0; i < 128; i++)
         r->table[i] = (i * 37 + 5) % 128;
@@ -138,8 +138,8 @@ static int runner_run(struct runner *r, const int32_t *tok, int32_t n, int32_t p
      * then one token per step */
     uint8_t prefill[512];
     memset(prefill, n >= 2, (size_t)n);
-    struct forward_batch b = {n, tok, pos, seq, slots, 1, tables, all ? n : 1,
-                              all ? rows : rows + n - 1, prefill};
+    struct forward_batch b = {
+        n, tok, pos, seq, slots, 1, tables, all ? n : 1, all ? rows : rows + n - 1, prefill};
     return forward_run(r->fc, &b, out);
 }
 
@@ -201,14 +201,16 @@ static void check_model(const struct ref_model *rm)
         CHECK(runner_run(&r, pt, np, 0, true, logits) == 0);
         if (prompt_f32) {
             const cJSON *pl = cJSON_GetObjectItem(c, "prompt_logits");
-            const float *ref = (const float *)(const void *)(prompt_f32 +
-                (size_t)cJSON_GetObjectItem(pl, "offset_bytes")->valuedouble);
+            const float *ref =
+                (const float *)(const void *)(prompt_f32 +
+                                              (size_t)cJSON_GetObjectItem(pl, "offset_bytes")
+                                                  ->valuedouble);
             for (int i = 0; i < np; i++) {
                 double e = row_rel_err(logits + (size_t)i * nv, ref + (size_t)i * nv, nv);
                 worst_prompt = fmax(worst_prompt, e);
                 exact_prompt += e == 0, rows_prompt++;
-                CHECK_MSG(e <= rm->tol, "%s %s prompt row %d: rel err %.3g > %.3g", rm->stem, id,
-                          i, e, rm->tol);
+                CHECK_MSG(e <= rm->tol, "%s %s prompt row %d: rel err %.3g > %.3g", rm->stem, id, i,
+                          e, rm->tol);
             }
         }
         /* decode teacher-forced along llama.cpp's tokens */
@@ -219,7 +221,8 @@ static void check_model(const struct ref_model *rm)
         if (gen_f32) {
             const cJSON *gl = cJSON_GetObjectItem(c, "gen_logits");
             gref = (const float *)(const void *)(gen_f32 +
-                (size_t)cJSON_GetObjectItem(gl, "offset_bytes")->valuedouble);
+                                                 (size_t)cJSON_GetObjectItem(gl, "offset_bytes")
+                                                     ->valuedouble);
         }
         bool greedy_live = true;
         for (int i = 0; i < ng; i++) {
@@ -234,8 +237,9 @@ static void check_model(const struct ref_model *rm)
             /* bit-exact models: strict; the others: a margin inside the bound may flip */
             double flip_zone = rm->tol <= 1e-3 ? 0 : 2 * rm->tol * max_ref;
             if (greedy_live && margin >= 1e-3 && margin > flip_zone) {
-                CHECK_MSG(test_plain_argmax(step, nv) == gt[i], "%s %s step %d: argmax %d, llama.cpp %d",
-                          rm->stem, id, i, test_plain_argmax(step, nv), gt[i]);
+                CHECK_MSG(test_plain_argmax(step, nv) == gt[i],
+                          "%s %s step %d: argmax %d, llama.cpp %d", rm->stem, id, i,
+                          test_plain_argmax(step, nv), gt[i]);
                 n_greedy_checked++;
             } else {
                 greedy_live = false;
@@ -244,10 +248,11 @@ static void check_model(const struct ref_model *rm)
                 double e = row_rel_err(step, gref + (size_t)i * nv, nv);
                 worst_gen = fmax(worst_gen, e);
                 exact_gen += e == 0, rows_gen++;
-                CHECK_MSG(e <= rm->tol, "%s %s gen step %d: rel err %.3g > %.3g", rm->stem, id,
-                          i, e, rm->tol);
+                CHECK_MSG(e <= rm->tol, "%s %s gen step %d: rel err %.3g > %.3g", rm->stem, id, i,
+                          e, rm->tol);
             } else {
-                /* top-10 logprobs from the JSON: ids must agree where gaps allow, logprobs to 1e-3 */
+                /* top-10 logprobs from the JSON: ids must agree where gaps allow, logprobs to 1e-3
+                 */
                 const cJSON *top = cJSON_GetObjectItem(st, "top");
                 double mx = step[test_plain_argmax(step, nv)], sum = 0;
                 for (int j = 0; j < nv; j++)
@@ -258,8 +263,9 @@ static void check_model(const struct ref_model *rm)
                     int tid = (int)cJSON_GetArrayItem(e, 0)->valuedouble;
                     double lp_ref = cJSON_GetArrayItem(e, 2)->valuedouble;
                     double lp = step[tid] - mx - log(sum);
-                    CHECK_MSG(fabs(lp - lp_ref) < 2e-3, "%s %s step %d tok %d: logprob %.5f vs %.5f",
-                              rm->stem, id, i, tid, lp, lp_ref);
+                    CHECK_MSG(fabs(lp - lp_ref) < 2e-3,
+                              "%s %s step %d tok %d: logprob %.5f vs %.5f", rm->stem, id, i, tid,
+                              lp, lp_ref);
                 }
             }
         }

@@ -78,8 +78,8 @@ static void put_h(uint8_t *p, float f)
 /* offsets of the f16 scale fields of one block, -1 terminated */
 static const int *scale_offsets(enum cnd_dtype t)
 {
-    static const int o0[] = {0, -1}, o02[] = {0, 2, -1}, oq2k[] = {80, 82, -1},
-                     oq3k[] = {108, -1}, oq6k[] = {208, -1}, none[] = {-1};
+    static const int o0[] = {0, -1}, o02[] = {0, 2, -1}, oq2k[] = {80, 82, -1}, oq3k[] = {108, -1},
+                     oq6k[] = {208, -1}, none[] = {-1};
     switch (t) {
     case CND_DTYPE_Q4_0:
     case CND_DTYPE_Q5_0:
@@ -221,19 +221,26 @@ static double rel_rms(const float *a, const float *ref, int64_t n)
 
 static double max_err_for(const char *name)
 {
-    if (!strcmp(name, "f16")) return 1e-3;
-    if (!strcmp(name, "bf16")) return 8e-3;
-    if (!strcmp(name, "q8_0")) return 0.01;
-    if (!strcmp(name, "q6_k")) return 0.03;
-    if (!strcmp(name, "q5_0") || !strcmp(name, "q5_1") || !strcmp(name, "q5_k_m")) return 0.06;
-    if (!strcmp(name, "q4_0") || !strcmp(name, "q4_1") || !strcmp(name, "q4_k_m")) return 0.12;
-    if (!strcmp(name, "q3_k_m")) return 0.25;
+    if (!strcmp(name, "f16"))
+        return 1e-3;
+    if (!strcmp(name, "bf16"))
+        return 8e-3;
+    if (!strcmp(name, "q8_0"))
+        return 0.01;
+    if (!strcmp(name, "q6_k"))
+        return 0.03;
+    if (!strcmp(name, "q5_0") || !strcmp(name, "q5_1") || !strcmp(name, "q5_k_m"))
+        return 0.06;
+    if (!strcmp(name, "q4_0") || !strcmp(name, "q4_1") || !strcmp(name, "q4_k_m"))
+        return 0.12;
+    if (!strcmp(name, "q3_k_m"))
+        return 0.25;
     return 0.5; /* q2_k */
 }
 
 static void test_dequant_gguf(void)
 {
-    static const char *names[] = {"f16",  "bf16", "q8_0", "q6_k",   "q5_1",   "q5_0",
+    static const char *names[] = {"f16",    "bf16", "q8_0", "q6_k",   "q5_1",   "q5_0",
                                   "q5_k_m", "q4_1", "q4_0", "q4_k_m", "q3_k_m", "q2_k"};
     char err[512], path[1024];
     snprintf(path, sizeof(path), "%s/models/random-llama-256x4-f32.gguf", CND_SHARED_DIR);
@@ -298,8 +305,8 @@ static void test_dequant_gguf(void)
             n_checked++;
         }
         const double tot = sqrt(e2 / r2);
-        printf("  %-7s %2d tensors: rel rms %.5f (worst tensor %.5f); types:", names[f],
-               n_checked, tot, worst);
+        printf("  %-7s %2d tensors: rel rms %.5f (worst tensor %.5f); types:", names[f], n_checked,
+               tot, worst);
         for (int t = 0; t < CND_DTYPE_COUNT; t++)
             if (n_types[t])
                 printf(" %s x%d", dtype_name((enum cnd_dtype)t), n_types[t]);
@@ -337,8 +344,12 @@ static void test_quantize_roundtrip(void)
         case CND_DTYPE_BF16: lim = 8e-3; break;
         case CND_DTYPE_Q8_0: lim = 0.01; break;
         case CND_DTYPE_Q6_K: lim = 0.03; break;
-        case CND_DTYPE_Q5_0: case CND_DTYPE_Q5_1: case CND_DTYPE_Q5_K: lim = 0.07; break;
-        case CND_DTYPE_Q4_0: case CND_DTYPE_Q4_1: case CND_DTYPE_Q4_K: lim = 0.14; break;
+        case CND_DTYPE_Q5_0:
+        case CND_DTYPE_Q5_1:
+        case CND_DTYPE_Q5_K: lim = 0.07; break;
+        case CND_DTYPE_Q4_0:
+        case CND_DTYPE_Q4_1:
+        case CND_DTYPE_Q4_K: lim = 0.14; break;
         case CND_DTYPE_Q3_K: lim = 0.3; break;
         default: lim = 0.6; break;
         }
@@ -376,7 +387,7 @@ static void test_act_quant_ref(void)
         CHECK_EQ_INT((int8_t)o[2 + 0], -32); /* -4 / (15.875/127) = -32 */
     }
     const enum cnd_dtype acts[] = {CND_DTYPE_Q8_0, CND_DTYPE_Q8_1, CND_DTYPE_Q8_K,
-                                   CND_DTYPE_F16, CND_DTYPE_BF16, CND_DTYPE_F32};
+                                   CND_DTYPE_F16,  CND_DTYPE_BF16, CND_DTYPE_F32};
     for (size_t i = 0; i < ARRAY_SIZE(acts); i++) {
         quant_quantize_row_ref(acts[i], x, q, n);
         quant_dequantize_row_ref(acts[i], q, y, n);
@@ -525,9 +536,9 @@ static void test_simd_levels(void)
                             if (S > 0 && err / S > worst)
                                 worst = err / S;
                             CHECK_MSG(err <= 2e-5 * S + 1e-30,
-                                      "%s %s n=%lld rep %d: %.9g vs ref %.9g (S %g)",
-                                      dtype_name(t), quant_simd_name((enum quant_simd)lv),
-                                      (long long)n, rep, got, ref, S);
+                                      "%s %s n=%lld rep %d: %.9g vs ref %.9g (S %g)", dtype_name(t),
+                                      quant_simd_name((enum quant_simd)lv), (long long)n, rep, got,
+                                      ref, S);
                         }
                     /* every tile shape and position: bit-identical to vec_dot */
                     for (int nr = 1; nr <= R; nr++)
@@ -540,8 +551,8 @@ static void test_simd_levels(void)
                                                     out, os);
                                     for (int r = 0; r < nr; r++)
                                         for (int c = 0; c < nc; c++)
-                                            if (memcmp(&out[r * os + c],
-                                                       &single[r0 + r][c0 + c], 4) != 0)
+                                            if (memcmp(&out[r * os + c], &single[r0 + r][c0 + c],
+                                                       4) != 0)
                                                 tile_bad++;
                                 }
                 }
@@ -569,7 +580,7 @@ static void test_act_quant_levels(void)
     float *x = malloc(sizeof(float) * n);
     uint8_t *q = malloc((size_t)n * 4 + 8), *r = malloc((size_t)n * 4 + 8);
     const enum cnd_dtype types[] = {CND_DTYPE_Q8_0, CND_DTYPE_Q4_1, CND_DTYPE_Q4_K,
-                                    CND_DTYPE_F16, CND_DTYPE_BF16, CND_DTYPE_F32};
+                                    CND_DTYPE_F16,  CND_DTYPE_BF16, CND_DTYPE_F32};
     for (int rep = 0; rep < 40; rep++) {
         for (int64_t i = 0; i < n; i++) {
             x[i] = rnd_gauss() * ldexpf(1.0f, (int)(rnd() % 40) - 20);
@@ -629,72 +640,74 @@ static void test_gemm(void)
     for (size_t ti = 0; ti < ARRAY_SIZE(all_types); ti++) {
         const enum cnd_dtype t = all_types[ti], at = quant_vec_dot_type(t);
         for (int lv = QUANT_SIMD_SCALAR; lv <= (int)top; lv++)
-        for (int order = 0; order < 2; order++) {
-            const struct quant_kernels *k = quant_get_kernels(t, (enum quant_simd)lv);
-            const quant_gemm_fn gemm = order ? k->gemm_pp : k->gemm;
-            const quant_vec_dot_fn dot = order ? k->vec_dot_pp : k->vec_dot;
-            if (!gemm)
-                continue;
-            CHECK(dot != NULL && (order == 0 || k->pp_align > 0));
-            const int64_t bs = dtype_block_size(t);
-            const int64_t sizes[] = {bs == 256 ? 256 : 32 * 7, bs == 256 ? 768 : 32 * 13,
-                                     bs == 256 ? 2816 : 2816};
-            int bad = 0;
-            for (size_t si = 0; si < ARRAY_SIZE(sizes); si++) {
-                const int64_t n = sizes[si];
-                const size_t ws = dtype_row_size(t, n) + 3, as = dtype_row_size(at, n) + 5;
-                uint8_t *w = malloc(ws * GR + 1), *a = malloc(as * GC + 1);
-                float *x = malloc(sizeof(float) * (size_t)n);
-                uint8_t *wu = w + 1, *au = a + 1;
-                for (int r = 0; r < GR; r++)
-                    gen_weights(t, wu + r * ws, n, r % 3);
-                for (int c = 0; c < GC; c++) {
-                    gen_act_floats(x, n, c % 3, at);
-                    k->quantize_act(x, au + c * as, n);
-                }
-                float single[GR][GC], out[GR * GC];
-                for (int r = 0; r < GR; r++)
-                    for (int c = 0; c < GC; c++)
-                    {
-                        single[r][c] = dot(n, wu + r * ws, au + c * as);
-                        if (order == 1) {
-                            const double S = term_magnitude(t, wu + r * ws, au + c * as, n);
-                            const double ref = quant_vec_dot_ref(t, n, wu + r * ws, au + c * as);
-                            CHECK_MSG(fabs(single[r][c] - ref) <= 2e-5 * S + 1e-30,
-                                      "%s pp n=%lld: %.9g vs ref %.9g", dtype_name(t),
-                                      (long long)n, single[r][c], ref);
-                        }
+            for (int order = 0; order < 2; order++) {
+                const struct quant_kernels *k = quant_get_kernels(t, (enum quant_simd)lv);
+                const quant_gemm_fn gemm = order ? k->gemm_pp : k->gemm;
+                const quant_vec_dot_fn dot = order ? k->vec_dot_pp : k->vec_dot;
+                if (!gemm)
+                    continue;
+                CHECK(dot != NULL && (order == 0 || k->pp_align > 0));
+                const int64_t bs = dtype_block_size(t);
+                const int64_t sizes[] = {bs == 256 ? 256 : 32 * 7, bs == 256 ? 768 : 32 * 13,
+                                         bs == 256 ? 2816 : 2816};
+                int bad = 0;
+                for (size_t si = 0; si < ARRAY_SIZE(sizes); si++) {
+                    const int64_t n = sizes[si];
+                    const size_t ws = dtype_row_size(t, n) + 3, as = dtype_row_size(at, n) + 5;
+                    uint8_t *w = malloc(ws * GR + 1), *a = malloc(as * GC + 1);
+                    float *x = malloc(sizeof(float) * (size_t)n);
+                    uint8_t *wu = w + 1, *au = a + 1;
+                    for (int r = 0; r < GR; r++)
+                        gen_weights(t, wu + r * ws, n, r % 3);
+                    for (int c = 0; c < GC; c++) {
+                        gen_act_floats(x, n, c % 3, at);
+                        k->quantize_act(x, au + c * as, n);
                     }
-                const int shapes[][2] = {{GR, GC}, {1, 1}, {4, 1}, {5, 3}, {9, 7}, {3, 13}, {8, 6}};
-                for (size_t sh = 0; sh < ARRAY_SIZE(shapes); sh++) {
-                    const int nr = shapes[sh][0], nc = shapes[sh][1];
-                    for (int r0 = 0; r0 + nr <= GR; r0 += nr > 1 ? nr : 5)
-                        for (int c0 = 0; c0 + nc <= GC; c0 += nc > 1 ? nc : 6) {
-                            gemm(n, wu + r0 * ws, ws, nr, au + c0 * as, as, nc, out, 1,
-                                 (size_t)nr);
-                            for (int r = 0; r < nr; r++)
-                                for (int c = 0; c < nc; c++)
-                                    if (memcmp(&out[c * nr + r], &single[r0 + r][c0 + c], 4) != 0)
+                    float single[GR][GC], out[GR * GC];
+                    for (int r = 0; r < GR; r++)
+                        for (int c = 0; c < GC; c++) {
+                            single[r][c] = dot(n, wu + r * ws, au + c * as);
+                            if (order == 1) {
+                                const double S = term_magnitude(t, wu + r * ws, au + c * as, n);
+                                const double ref =
+                                    quant_vec_dot_ref(t, n, wu + r * ws, au + c * as);
+                                CHECK_MSG(fabs(single[r][c] - ref) <= 2e-5 * S + 1e-30,
+                                          "%s pp n=%lld: %.9g vs ref %.9g", dtype_name(t),
+                                          (long long)n, single[r][c], ref);
+                            }
+                        }
+                    const int shapes[][2] = {{GR, GC}, {1, 1},  {4, 1}, {5, 3},
+                                             {9, 7},   {3, 13}, {8, 6}};
+                    for (size_t sh = 0; sh < ARRAY_SIZE(shapes); sh++) {
+                        const int nr = shapes[sh][0], nc = shapes[sh][1];
+                        for (int r0 = 0; r0 + nr <= GR; r0 += nr > 1 ? nr : 5)
+                            for (int c0 = 0; c0 + nc <= GC; c0 += nc > 1 ? nc : 6) {
+                                gemm(n, wu + r0 * ws, ws, nr, au + c0 * as, as, nc, out, 1,
+                                     (size_t)nr);
+                                for (int r = 0; r < nr; r++)
+                                    for (int c = 0; c < nc; c++)
+                                        if (memcmp(&out[c * nr + r], &single[r0 + r][c0 + c], 4) !=
+                                            0)
+                                            bad++;
+                            }
+                    }
+                    /* gemv (decode's 4-stream order): every row count, so every split of the
+                     * rows into quarters plus a remainder, against the same single dots */
+                    if (order == 0 && k->gemv)
+                        for (int nr = 1; nr <= GR; nr++)
+                            for (int c = 0; c < GC; c += 5) {
+                                k->gemv(n, wu, ws, nr, au + c * as, out);
+                                for (int r = 0; r < nr; r++)
+                                    if (memcmp(&out[r], &single[r][c], 4) != 0)
                                         bad++;
-                        }
+                            }
+                    free(w);
+                    free(a);
+                    free(x);
                 }
-                /* gemv (decode's 4-stream order): every row count, so every split of the
-                 * rows into quarters plus a remainder, against the same single dots */
-                if (order == 0 && k->gemv)
-                    for (int nr = 1; nr <= GR; nr++)
-                        for (int c = 0; c < GC; c += 5) {
-                            k->gemv(n, wu, ws, nr, au + c * as, out);
-                            for (int r = 0; r < nr; r++)
-                                if (memcmp(&out[r], &single[r][c], 4) != 0)
-                                    bad++;
-                        }
-                free(w);
-                free(a);
-                free(x);
+                CHECK_MSG(bad == 0, "%s %s%s: %d gemm outputs differ from vec_dot", dtype_name(t),
+                          quant_simd_name((enum quant_simd)lv), order ? " (pp)" : "", bad);
             }
-            CHECK_MSG(bad == 0, "%s %s%s: %d gemm outputs differ from vec_dot", dtype_name(t),
-                      quant_simd_name((enum quant_simd)lv), order ? " (pp)" : "", bad);
-        }
     }
 }
 
@@ -732,7 +745,8 @@ static void test_x16(void)
             const size_t pb = quant_x16_size(t, n, NR), aw = quant_x16_aux_words(t, n);
             /* Q4_K and Q5_K store their 12 bytes of 6-bit scales as 16 */
             const bool k45 = t == CND_DTYPE_Q4_K || t == CND_DTYPE_Q5_K;
-            CHECK(pb == (size_t)((NR + 15) / 16 * 16) * ws + (k45 ? 4u * (size_t)(n / 256) * 48 : 0));
+            CHECK(pb ==
+                  (size_t)((NR + 15) / 16 * 16) * ws + (k45 ? 4u * (size_t)(n / 256) * 48 : 0));
             uint8_t *packed = malloc(pb);
             int32_t *aux = malloc(sizeof(int32_t) * aw * NC);
             quant_x16_pack(t, n, NR, w, ws, 0, (NR + 15) / 16, packed);
@@ -750,8 +764,8 @@ static void test_x16(void)
                         worst = e / tol;
                 }
             for (int c = 0; c < NC; c++) { /* one column alone, from its own aux and act row */
-                quant_x16_gemm(t, n, NR, packed, 0, (NR + 15) / 16, a + c * as, as, aux + c * aw,
-                               1, one, NR);
+                quant_x16_gemm(t, n, NR, packed, 0, (NR + 15) / 16, a + c * as, as, aux + c * aw, 1,
+                               one, NR);
                 bad_col += memcmp(one, all[c], sizeof(float) * NR) != 0;
             }
             for (int g = 0; g < (NR + 15) / 16; g++) /* group by group */
@@ -766,7 +780,8 @@ static void test_x16(void)
         }
         printf("  x16 %-5s worst |err| / bound %.3f\n", dtype_name(t), worst);
         CHECK_MSG(bad_ref == 0, "x16 %s: %d outputs off the oracle", dtype_name(t), bad_ref);
-        CHECK_MSG(bad_col == 0, "x16 %s: %d columns differ alone vs batched", dtype_name(t), bad_col);
+        CHECK_MSG(bad_col == 0, "x16 %s: %d columns differ alone vs batched", dtype_name(t),
+                  bad_col);
         CHECK_MSG(bad_grp == 0, "x16 %s: %d columns differ group by group", dtype_name(t), bad_grp);
     }
 }

@@ -51,9 +51,9 @@ int chat_template_render_fallback(const cJSON *messages, const struct chat_templ
                                   struct buf *out, char *err);
 
 /* Limits (per render). Exposed for tests. */
-#define CHAT_TEMPLATE_MAX_OUTPUT  (32u << 20)  /* bytes of rendered text */
-#define CHAT_TEMPLATE_MAX_STEPS   10000000u    /* expression/statement evaluations */
-#define CHAT_TEMPLATE_MAX_MEMORY  (256u << 20) /* bytes of intermediate values */
-#define CHAT_TEMPLATE_MAX_DEPTH   64           /* nested macro calls */
+#define CHAT_TEMPLATE_MAX_OUTPUT (32u << 20)  /* bytes of rendered text */
+#define CHAT_TEMPLATE_MAX_STEPS  10000000u    /* expression/statement evaluations */
+#define CHAT_TEMPLATE_MAX_MEMORY (256u << 20) /* bytes of intermediate values */
+#define CHAT_TEMPLATE_MAX_DEPTH  64           /* nested macro calls */
 
 #endif

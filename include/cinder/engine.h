@@ -29,18 +29,18 @@ struct engine_observer {
 };
 
 struct engine_params {
-    const struct model *model;  /* borrowed; outlives the engine */
-    struct backend *backend;    /* borrowed; the engine thread drives it exclusively */
-    int32_t n_ctx;              /* max tokens per sequence (prompt + output) */
-    int32_t block_size;         /* KV block size in tokens (16) */
-    int64_t kv_cache_bytes;     /* KV pool budget; 0 = enough for max_num_seqs x n_ctx */
-    enum cnd_dtype kv_type;     /* F16 (default) or F32 */
-    int32_t max_num_seqs;       /* running sequences per step */
+    const struct model *model;      /* borrowed; outlives the engine */
+    struct backend *backend;        /* borrowed; the engine thread drives it exclusively */
+    int32_t n_ctx;                  /* max tokens per sequence (prompt + output) */
+    int32_t block_size;             /* KV block size in tokens (16) */
+    int64_t kv_cache_bytes;         /* KV pool budget; 0 = enough for max_num_seqs x n_ctx */
+    enum cnd_dtype kv_type;         /* F16 (default) or F32 */
+    int32_t max_num_seqs;           /* running sequences per step */
     int32_t max_num_batched_tokens; /* tokens per step */
     int32_t max_num_prefill_tokens; /* prompt tokens per step while others decode; 0 = no cap */
-    int32_t max_waiting;        /* queued requests beyond which submit answers CND_EOVERLOAD */
+    int32_t max_waiting;            /* queued requests beyond which submit answers CND_EOVERLOAD */
     bool enable_prefix_caching;
-    double stall_timeout_s;     /* engine_is_healthy turns false after this long without progress */
+    double stall_timeout_s; /* engine_is_healthy turns false after this long without progress */
     struct engine_observer observer;
 };
 
@@ -56,9 +56,9 @@ void engine_destroy(struct engine *e, double drain_timeout_s);
 
 /* Hand a request to the engine (takes a reference). Sets req->max_tokens: params.max_tokens, or
  * when that is <= 0 the room left in the context (also bounded by the KV pool's size). Returns
- * 0; CND_EINVAL for an empty prompt or a token id outside the vocabulary; CND_EOVERLOAD when max_waiting
- * requests are queued (HTTP 503 + Retry-After); CND_ERANGE with err when the request can never
- * fit (prompt + max_tokens over n_ctx, or more blocks than the whole pool: HTTP 400);
+ * 0; CND_EINVAL for an empty prompt or a token id outside the vocabulary; CND_EOVERLOAD when
+ * max_waiting requests are queued (HTTP 503 + Retry-After); CND_ERANGE with err when the request
+ * can never fit (prompt + max_tokens over n_ctx, or more blocks than the whole pool: HTTP 400);
  * CND_ECANCELLED when the engine is shutting down (503). Never blocks on the engine. */
 int engine_submit(struct engine *e, struct request *req, char *err);
 /* Ask the engine to abort req (any thread; idempotent). The engine finishes it as

@@ -1,7 +1,8 @@
 /* gguf.h: zero-copy GGUF v2/v3 reader. The file is mmap'd read-only; metadata values, strings and
  * tensor data are views into the mapping, valid until gguf_close(). Every count, length and
  * offset is checked against the file size during gguf_open, so the accessors below never read
- * outside the mapping. Not thread-safe to open/close concurrently; reads are safe from any thread. */
+ * outside the mapping. Not thread-safe to open/close concurrently; reads are safe from any thread.
+ */
 #ifndef CINDER_GGUF_H
 #define CINDER_GGUF_H
 
@@ -64,7 +65,7 @@ void gguf_advise_hugepages(const struct gguf_file *g);
 /* ---- metadata ---- */
 int64_t gguf_n_kv(const struct gguf_file *g);
 int64_t gguf_find_key(const struct gguf_file *g, const char *key); /* index or -1 */
-const char *gguf_kv_key(const struct gguf_file *g, int64_t i);      /* NUL-terminated */
+const char *gguf_kv_key(const struct gguf_file *g, int64_t i);     /* NUL-terminated */
 enum gguf_type gguf_kv_type(const struct gguf_file *g, int64_t i);
 enum gguf_type gguf_kv_arr_type(const struct gguf_file *g, int64_t i); /* element type */
 uint64_t gguf_kv_arr_n(const struct gguf_file *g, int64_t i);

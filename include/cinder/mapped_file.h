@@ -7,7 +7,7 @@
 struct mapped_file {
     const uint8_t *data; /* NULL for an empty file */
     size_t size;
-    char *path; /* owned copy */
+    char *path;  /* owned copy */
     bool mapped; /* false when wrapping caller memory */
 };
 

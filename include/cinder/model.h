@@ -38,7 +38,7 @@ struct model_hparams {
 
 struct model_layer {
     struct tensor attn_norm, wq, wk, wv, wo;
-    struct tensor bq, bk, bv;         /* qwen2 only (data NULL otherwise) */
+    struct tensor bq, bk, bv;               /* qwen2 only (data NULL otherwise) */
     struct tensor attn_q_norm, attn_k_norm; /* qwen3 only */
     struct tensor ffn_norm, ffn_gate, ffn_up, ffn_down;
 };

@@ -154,7 +154,7 @@ struct openai_logprob {
 
 /* One choice, or one streamed delta of it. All borrowed. */
 struct openai_choice {
-    int32_t index; /* its place in "choices" (0 unless n > 1) */
+    int32_t index;    /* its place in "choices" (0 unless n > 1) */
     const char *text; /* content delta / whole text; may be NULL when len is 0 */
     size_t len;
     const char *finish_reason; /* "stop" | "length" | NULL while running */

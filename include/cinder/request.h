@@ -70,14 +70,14 @@ struct request_outbox {
     int32_t n_logprobs, cap_logprobs;
     bool finished;
     enum req_status finish_status;
-    int error_status;             /* negative cnd_status when FINISHED_ERROR */
-    char error[CND_ERR_LEN];      /* message when FINISHED_ERROR */
+    int error_status;        /* negative cnd_status when FINISHED_ERROR */
+    char error[CND_ERR_LEN]; /* message when FINISHED_ERROR */
     /* usage, final when finished */
     int32_t n_prompt_tokens;
     int32_t n_completion_tokens;
-    int32_t n_cached_tokens;      /* prompt tokens served from the prefix cache */
-    int64_t t_first_token_us;     /* 0 until the first token */
-    int32_t n_choices;            /* 0 for n = 1; else params.n */
+    int32_t n_cached_tokens;  /* prompt tokens served from the prefix cache */
+    int64_t t_first_token_us; /* 0 until the first token */
+    int32_t n_choices;        /* 0 for n = 1; else params.n */
     struct request_choice *choices;
 };
 
@@ -96,10 +96,10 @@ struct request {
     enum req_status status;
     int32_t *tokens; /* prompt + generated; owned */
     int32_t n_tokens, cap_tokens;
-    int32_t n_computed;    /* tokens whose K/V are in the cache */
+    int32_t n_computed; /* tokens whose K/V are in the cache */
     int32_t n_generated;
-    int32_t n_cached;      /* prompt tokens found in the prefix cache at admission */
-    int32_t *block_table;  /* block ids, managed by kv_manager */
+    int32_t n_cached;     /* prompt tokens found in the prefix cache at admission */
+    int32_t *block_table; /* block ids, managed by kv_manager */
     int32_t n_blocks, cap_blocks;
     int32_t n_blocks_hashed; /* leading blocks of block_table registered in the prefix cache */
     uint64_t hash_last;      /* prefix hash of block n_blocks_hashed - 1 (chain seed when 0) */
@@ -107,7 +107,7 @@ struct request {
     struct list_node sched_node; /* in the scheduler's waiting or running queue */
     int64_t t_admitted_us;
     int64_t t_last_token_us;
-    void *engine_data;     /* engine.c's per-request state (sampler, detokenizer, stop matcher) */
+    void *engine_data; /* engine.c's per-request state (sampler, detokenizer, stop matcher) */
     /* n > 1: the engine runs one child request per choice; a child's parent is the request the
      * HTTP side holds (borrowed: the engine keeps the parent alive while children exist), and
      * choice is its index. NULL / 0 for an ordinary request. */

@@ -27,8 +27,6 @@ struct sampler_params {
 
 struct sampler_params sampler_default_params(void);
 
-
-
 struct sampler;
 
 /* Copies params (including the logit bias list). n_vocab: logits per row. */

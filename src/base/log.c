@@ -54,9 +54,9 @@ void log_write(enum log_level level, const char *file, int line, const char *fmt
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
     int n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %c [%s] %s:%d ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, letters[level < LL_NONE ? level : 3],
-                     log_thread_name, base, line);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, letters[level < LL_NONE ? level : 3], log_thread_name,
+                     base, line);
     va_list ap;
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof(buf))

@@ -20,16 +20,16 @@
 
 /* pause iterations (~40-140 cycles each) before a worker sleeps, resp. the caller yields */
 #define THREADPOOL_SPIN 20000
-#define JOB_CLOSED 0x80000000ull
-#define JOB_INSIDE 0x7FFFFFFFull
+#define JOB_CLOSED      0x80000000ull
+#define JOB_INSIDE      0x7FFFFFFFull
 
 struct threadpool {
     int n_threads;
     pthread_t *threads;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    _Atomic uint64_t job;   /* generation << 32 | CLOSED | n inside */
-    atomic_int n_sleeping;  /* workers blocked (or about to block) on the condition variable */
+    _Atomic uint64_t job;  /* generation << 32 | CLOSED | n inside */
+    atomic_int n_sleeping; /* workers blocked (or about to block) on the condition variable */
     atomic_bool stop;
     /* the current job (written before the job word opens it) */
     threadpool_chunk_fn fn;

@@ -32,7 +32,8 @@ int cli_eval_main(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: cinder eval -m MODEL --tokens \"ID ID ...\" [--top K] [-t N]\n");
+            fprintf(stderr,
+                    "usage: cinder eval -m MODEL --tokens \"ID ID ...\" [--top K] [-t N]\n");
             return !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ? 0 : 2;
         }
     }

@@ -16,11 +16,12 @@
 
 static void generate_usage(FILE *f)
 {
-    fprintf(f, "usage: cinder generate -m MODEL -p PROMPT [-n N] [-t THREADS] [-c CTX]\n"
-               "         [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ids]\n"
-               "         [--random-weights PRESET --weight-type TYPE]\n"
-               "Prints only the generated text (or, with --ids, the generated token ids).\n"
-               "Temperature 0 is greedy (ties to the lowest id). Default: -n 128, temperature 0.8.\n");
+    fprintf(f,
+            "usage: cinder generate -m MODEL -p PROMPT [-n N] [-t THREADS] [-c CTX]\n"
+            "         [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ids]\n"
+            "         [--random-weights PRESET --weight-type TYPE]\n"
+            "Prints only the generated text (or, with --ids, the generated token ids).\n"
+            "Temperature 0 is greedy (ties to the lowest id). Default: -n 128, temperature 0.8.\n");
 }
 
 static int parse_float(const char *s, float *out)

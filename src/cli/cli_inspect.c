@@ -129,7 +129,8 @@ static void inspect_text(const struct gguf_file *g)
     } else {
         printf("  parameters:     %" PRId64 " (%.2f M)\n", n_params, (double)n_params / 1e6);
         printf("  tensor data:    %" PRIu64 " bytes\n", n_bytes);
-        printf("  bits per weight: %.3f\n", (double)n_bytes * 8.0 / (double)(n_params ? n_params : 1));
+        printf("  bits per weight: %.3f\n",
+               (double)n_bytes * 8.0 / (double)(n_params ? n_params : 1));
     }
     printf("  file size:      %" PRIu64 " bytes\n", gguf_file_size(g));
     free(arch);
@@ -277,7 +278,8 @@ static void inspect_json(const struct gguf_file *g)
     cJSON_AddNumberToObject(sum, "parameters", n_params);
     cJSON_AddNumberToObject(sum, "file_size", (double)gguf_file_size(g));
     if (gguf_n_tensors(g) > 0)
-        cJSON_AddNumberToObject(sum, "bits_per_weight", n_bytes * 8.0 / (n_params > 0 ? n_params : 1));
+        cJSON_AddNumberToObject(sum, "bits_per_weight",
+                                n_bytes * 8.0 / (n_params > 0 ? n_params : 1));
     else
         cJSON_AddNullToObject(sum, "bits_per_weight");
     char *out = cJSON_PrintUnformatted(root);
@@ -296,7 +298,8 @@ int cli_inspect_main(int argc, char **argv)
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: cinder inspect FILE.gguf [--json]\n");
             return 0;
-        } else if ((strcmp(argv[i], "-m") == 0 || strcmp(argv[i], "--model") == 0) && i + 1 < argc) {
+        } else if ((strcmp(argv[i], "-m") == 0 || strcmp(argv[i], "--model") == 0) &&
+                   i + 1 < argc) {
             path = argv[++i];
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "cinder inspect: unknown option '%s'\n", argv[i]);

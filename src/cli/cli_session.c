@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define CLI_DEFAULT_MAX_CTX 4096
-#define CLI_BLOCK_SIZE 16
+#define CLI_BLOCK_SIZE      16
 
 /* --device (auto|cpu|cuda|cuda:N); kept here so cli_model_args stays as it is. The default is
  * $CINDER_DEVICE, else auto. */
@@ -32,7 +32,7 @@ int cli_model_args_parse(struct cli_model_args *a, int argc, char **argv, int *i
     const char *val = *i + 1 < argc ? argv[*i + 1] : NULL;
 #define NEED_VAL                                                                                   \
     if (!val) {                                                                                    \
-        fprintf(stderr, "option %s needs a value\n", f);                                          \
+        fprintf(stderr, "option %s needs a value\n", f);                                           \
         return -1;                                                                                 \
     }
     if (!strcmp(f, "-m") || !strcmp(f, "--model")) {
@@ -77,8 +77,10 @@ int cli_model_args_parse(struct cli_model_args *a, int argc, char **argv, int *i
     } else if (!strcmp(f, "--weight-type")) {
         NEED_VAL;
         if (dtype_from_name(val, &a->weight_type) != 0) {
-            fprintf(stderr, "unknown weight type '%s' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k "
-                            "q3_k q4_k q5_k q6_k)\n", val);
+            fprintf(stderr,
+                    "unknown weight type '%s' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k "
+                    "q3_k q4_k q5_k q6_k)\n",
+                    val);
             return -1;
         }
     } else {
@@ -114,7 +116,8 @@ int cli_session_open(struct cli_session *s, const struct cli_model_args *a, char
     s->backend = device_create_backend(&ch, a->n_threads, err);
     if (!s->backend)
         return ch.kind == DEVICE_CUDA ? CND_EDEVICE : CND_ENOMEM;
-    int32_t n_ctx = a->n_ctx > 0 ? a->n_ctx : CND_MIN(s->model->hp.n_ctx_train, CLI_DEFAULT_MAX_CTX);
+    int32_t n_ctx =
+        a->n_ctx > 0 ? a->n_ctx : CND_MIN(s->model->hp.n_ctx_train, CLI_DEFAULT_MAX_CTX);
     s->n_ctx = n_ctx;
     s->block_size = CLI_BLOCK_SIZE;
     int32_t n_blocks = (n_ctx + s->block_size - 1) / s->block_size;

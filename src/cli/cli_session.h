@@ -13,11 +13,11 @@ struct forward_ctx;
 
 struct cli_model_args {
     const char *model_path;
-    const char *random_preset; /* --random-weights */
-    enum cnd_dtype weight_type;  /* --weight-type */
-    int n_threads;             /* -t */
-    int n_ctx;                 /* -c, 0 = model's own (capped) */
-    int n_batch;               /* tokens per forward slice */
+    const char *random_preset;  /* --random-weights */
+    enum cnd_dtype weight_type; /* --weight-type */
+    int n_threads;              /* -t */
+    int n_ctx;                  /* -c, 0 = model's own (capped) */
+    int n_batch;                /* tokens per forward slice */
 };
 
 struct cli_session {

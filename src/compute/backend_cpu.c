@@ -161,8 +161,8 @@ static void pack_chunk(void *p, int64_t chunk, int i_thread)
 {
     struct pack_task *t = p;
     CND_UNUSED(i_thread);
-    quant_x16_pack(t->w->dtype, t->w->ne[0], t->w->ne[1], t->w->data, t->w->nb[1], chunk,
-                   chunk + 1, t->dst);
+    quant_x16_pack(t->w->dtype, t->w->ne[0], t->w->ne[1], t->w->data, t->w->nb[1], chunk, chunk + 1,
+                   t->dst);
 }
 
 /* Give the pages of a file-mapped tensor back (they are re-read from the file if touched
@@ -298,8 +298,8 @@ static int cpu_kv_init(struct backend *be, const struct kv_cache_params *p, char
     c->kv_layer_bytes = n_slots * kv_dim * c->kv_elem;
     c->kv_slots = n_slots;
     size_t total = c->kv_layer_bytes * 2 * (size_t)p->n_layer;
-    void *mem = total ? mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
-                             MAP_NORESERVE, -1, 0)
+    void *mem = total ? mmap(NULL, total, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
                       : MAP_FAILED;
     if (mem == MAP_FAILED) {
         err_set(err, "cannot allocate %.1f MiB for the KV cache", (double)total / 1048576.0);
@@ -436,10 +436,10 @@ TGT512 static inline __m512 expf_ggml(__m512 x)
                                       _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
     const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
     const __m512 u = _mm512_mul_ps(b, b);
-    const __m512 p45 = _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b,
-                                       _mm512_set1_ps(0x1.573e2ep-5f));
-    const __m512 p23 = _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b,
-                                       _mm512_set1_ps(0x1.fffdb6p-2f));
+    const __m512 p45 =
+        _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f));
+    const __m512 p23 =
+        _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f));
     const __m512 p01 = _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f));
     const __m512 j = _mm512_fmadd_ps(_mm512_fmadd_ps(p45, u, p23), u, p01);
     const __m512 res = _mm512_scalef_ps(j, n);
@@ -592,9 +592,8 @@ static void rope_rotate(float *x, const float *cs, int32_t n_heads, int32_t hd, 
 }
 #if defined(__x86_64__)
 /* the same with fmaf as one instruction instead of a libm call */
-__attribute__((target("fma"))) static void rope_rotate_fma(float *x, const float *cs,
-                                                           int32_t n_heads, int32_t hd,
-                                                           int32_t n_rot, bool neox)
+__attribute__((target("fma"))) static void
+rope_rotate_fma(float *x, const float *cs, int32_t n_heads, int32_t hd, int32_t n_rot, bool neox)
 {
     ROPE_ROTATE_BODY
 }
@@ -649,8 +648,8 @@ static void rope_task(void *p, int ith, int nth)
 
 static bool rope_same_table(const struct rope_params *a, const struct rope_params *b)
 {
-    return a->n_rot == b->n_rot && a->freq_base == b->freq_base &&
-           a->freq_scale == b->freq_scale && a->freq_factors == b->freq_factors;
+    return a->n_rot == b->n_rot && a->freq_base == b->freq_base && a->freq_scale == b->freq_scale &&
+           a->freq_factors == b->freq_factors;
 }
 
 static void cpu_rope(struct backend *be, float *x, int32_t n_rows, int32_t n_heads,
@@ -664,8 +663,8 @@ static void cpu_rope(struct backend *be, float *x, int32_t n_rows, int32_t n_hea
         c->rope_key = *rp;
     }
     /* a row costs n_rot sincos (~40 ns each) when filling, plus the rotation */
-    int nt = cpu_threads_elems(c, (int64_t)n_rows * ((fill ? rp->n_rot * 16 : 0) +
-                                                     n_heads * rp->n_rot));
+    int nt =
+        cpu_threads_elems(c, (int64_t)n_rows * ((fill ? rp->n_rot * 16 : 0) + n_heads * rp->n_rot));
     if (nt > n_rows)
         nt = n_rows;
     if (nt <= 1) {
@@ -786,8 +785,8 @@ static void matmul_x16_chunk(void *p, int64_t chunk, int i_thread)
     const int64_t n_out = t->w->ne[1];
     int64_t r0, r1;
     matmul_chunk_rows(t, chunk, &r0, &r1);
-    quant_x16_gemm(t->w->dtype, t->w->ne[0], n_out, t->w->data, r0 / 16, (r1 + 15) / 16,
-                   t->c->act, t->act_row, t->c->aux, t->n, t->out, (size_t)n_out);
+    quant_x16_gemm(t->w->dtype, t->w->ne[0], n_out, t->w->data, r0 / 16, (r1 + 15) / 16, t->c->act,
+                   t->act_row, t->c->aux, t->n, t->out, (size_t)n_out);
     matmul_add_bias(t, r0, r1);
 }
 
@@ -809,9 +808,15 @@ static void matmul_task_init(struct matmul_task *t, struct backend_cpu *c, float
     CND_ASSERT(k != NULL);
     const int64_t n_in = w->ne[0], n_out = w->ne[1];
     *t = (struct matmul_task){
-        .c = c, .k = k, .w = w, .x = x, .n = n, .out = out,
+        .c = c,
+        .k = k,
+        .w = w,
+        .x = x,
+        .n = n,
+        .out = out,
         .act_row = dtype_row_size(k->vec_dot_type, n_in),
-        .bias = bias ? bias->data : NULL, .x16 = cpu_is_packed(c, w),
+        .bias = bias ? bias->data : NULL,
+        .x16 = cpu_is_packed(c, w),
     };
     size_t need = t->act_row * (size_t)n + 64; /* + slack: kernels may read a vector past a row */
     if (need > c->act_cap) {
@@ -982,8 +987,7 @@ __attribute__((target("avx2,f16c"))) static size_t f16_row_f16c(const float *x, 
 #endif
 
 /* y[i] = x[i] as F16 (y may be NULL) and back[i] = that value widened (back may be NULL) */
-static void f16_row(const struct backend_cpu *c, const float *x, uint16_t *y, float *back,
-                    size_t n)
+static void f16_row(const struct backend_cpu *c, const float *x, uint16_t *y, float *back, size_t n)
 {
     size_t i = 0;
 #if defined(__x86_64__)
@@ -1111,8 +1115,8 @@ TGT512 static inline __m512 kq_lanes_vd(const uint16_t *kr, const float *qr, int
                    _mm512_setzero_ps()};
     for (int32_t i = 0; i < np; i += 64)
         for (int u = 0; u < 4; u++)
-            a[u] = _mm512_fmadd_ps(ld16_f16(kr + i + 16 * u), _mm512_loadu_ps(qr + i + 16 * u),
-                                   a[u]);
+            a[u] =
+                _mm512_fmadd_ps(ld16_f16(kr + i + 16 * u), _mm512_loadu_ps(qr + i + 16 * u), a[u]);
     return _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
 }
 
@@ -1124,10 +1128,9 @@ static inline void attn_prefetch_row(const uint16_t *row, int32_t hd)
         _mm_prefetch((const char *)row + o, _MM_HINT_T0);
 }
 
-TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int32_t *bt,
-                                  int32_t bs, size_t row_stride, size_t head_off, const float *qr,
-                                  int32_t hd, int32_t pos, float scale, bool pp, float *scores,
-                                  float *o)
+TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int32_t *bt, int32_t bs,
+                                  size_t row_stride, size_t head_off, const float *qr, int32_t hd,
+                                  int32_t pos, float scale, bool pp, float *scores, float *o)
 {
     const int32_t n_keys = pos + 1;
     const int32_t n_kv = (n_keys + 31) & ~31;
@@ -1135,8 +1138,11 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
     const int bs_shift = __builtin_ctz((unsigned)bs);
     CND_ASSERT((bs & (bs - 1)) == 0);
 #define KV_ROW(base, j)                                                                            \
-    ((const uint16_t *)(const void *)((base) + (((size_t)bt[(j) >> bs_shift] << bs_shift |        \
-                                                 (size_t)((j) & (bs - 1))) * row_stride + head_off) * 2))
+    ((const uint16_t *)(const void *)((base) + (((size_t)bt[(j) >> bs_shift] << bs_shift |         \
+                                                 (size_t)((j) & (bs - 1))) *                       \
+                                                    row_stride +                                   \
+                                                head_off) *                                        \
+                                                   2))
     /* kq */
     const bool kq_pp = pp && hd % 16 == 0;
     const int32_t kq_np = kq_pp ? hd : (hd & ~63);
@@ -1154,7 +1160,7 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
                 attn_prefetch_row(KV_ROW(K, jk + 16 + l), hd);
             /* 16 keys from a multiple of 16 lie in one block when bs is a multiple of 16 */
             const uint16_t *k16 = bs % 16 == 0 ? KV_ROW(K, jk) : NULL;
-#define K16(l) (k16 ? k16 + (size_t)(l) * row_stride : KV_ROW(K, jk + (l)))
+#define K16(l) (k16 ? k16 + (size_t)(l)*row_stride : KV_ROW(K, jk + (l)))
             if (kq_pp)
                 for (int l = 0; l < 16; l += 4) {
                     /* four keys' chains side by side (one fma chain alone waits on latency) */
@@ -1196,8 +1202,8 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
                 /* no vector part (head_dim < 64): the lane sum is +0, as hsum16_512 of zeros */
                 init[l] = kq_np ? (double)hsum16_512(kq_lanes_vd(kr, qr, kq_np)) : 0.0;
                 for (int32_t i = 0; i < nt; i += 16) {
-                    const __mmask16 m = nt - i >= 16 ? (__mmask16)0xFFFF
-                                                     : (__mmask16)((1u << (nt - i)) - 1);
+                    const __mmask16 m =
+                        nt - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nt - i)) - 1);
                     _mm512_mask_storeu_ps(
                         kf + 64 * l + i, m,
                         _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, kr + kq_np + i)));
@@ -1209,14 +1215,16 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
                 sd0 = _mm512_add_pd(sd0, _mm512_cvtps_pd(_mm256_mul_ps(
                                              _mm256_i32gather_ps(kf + i, stride, 4), qi)));
                 if (ng == 2)
-                    sd1 = _mm512_add_pd(sd1, _mm512_cvtps_pd(_mm256_mul_ps(
-                                                 _mm256_i32gather_ps(kf + 512 + i, stride, 4), qi)));
+                    sd1 =
+                        _mm512_add_pd(sd1, _mm512_cvtps_pd(_mm256_mul_ps(
+                                               _mm256_i32gather_ps(kf + 512 + i, stride, 4), qi)));
             }
             for (int g = 0; g < ng; g++) {
                 const __m256 s8 =
                     _mm256_mul_ps(_mm512_cvtpd_ps(g ? sd1 : sd0), _mm256_set1_ps(scale));
                 _mm256_storeu_ps(scores + jk + 8 * g, s8);
-                const __m128 h = _mm_max_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+                const __m128 h =
+                    _mm_max_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
                 const __m128 h2 = _mm_max_ps(h, _mm_movehl_ps(h, h));
                 const float mx = _mm_cvtss_f32(_mm_max_ss(h2, _mm_movehdup_ps(h2)));
                 max = mx > max ? mx : max;
@@ -1251,7 +1259,8 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
         const int nk = n_keys - j0 < 16 ? n_keys - j0 : 16;
         const __mmask16 m = (__mmask16)((1u << nk) - 1);
         const __m512 e = _mm512_maskz_mov_ps(
-            m, expf_ggml(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(max))));
+            m,
+            expf_ggml(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(max))));
         _mm512_mask_storeu_ps(scores + j0, m, e);
         sum += (double)hsum16_512(e);
     }
@@ -1260,8 +1269,9 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
         const int nk = n_keys - j0 < 16 ? n_keys - j0 : 16;
         const __mmask16 m = (__mmask16)((1u << nk) - 1);
         const __m512 w = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(inv));
-        _mm512_mask_storeu_ps(scores + j0, m, _mm512_cvtph_ps(_mm512_cvtps_ph(
-                                                  w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        _mm512_mask_storeu_ps(
+            scores + j0, m,
+            _mm512_cvtph_ps(_mm512_cvtps_ph(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
     }
     /* kqv: lane accumulators acc[slot][d] (slot = key % 16 for tinyBLAS, key % 64 for vec_dot) */
     _Alignas(64) float acc[64 * ATTN_MAX_HD];
@@ -1292,14 +1302,16 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
                     _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++)
                     {
                         const uint16_t *vr = v16 + (size_t)l * row_stride;
-                        a16[l] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, vr + d)),
-                                                 _mm512_set1_ps(scores[j0 + l]), a16[l]);
+                        a16[l] =
+                            _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, vr + d)),
+                                            _mm512_set1_ps(scores[j0 + l]), a16[l]);
                     }
                 } else {
                     for (int l = 0; l < 16 && j0 + l < n_simd; l++) { /* tail, or bs < 16 */
                         const uint16_t *vr = KV_ROW(V, j0 + l);
-                        a16[l] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, vr + d)),
-                                                 _mm512_set1_ps(scores[j0 + l]), a16[l]);
+                        a16[l] =
+                            _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, vr + d)),
+                                            _mm512_set1_ps(scores[j0 + l]), a16[l]);
                     }
                 }
             }
@@ -1324,7 +1336,8 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
             __m512d sd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, o + d));
             for (int32_t j = kv_np; j < n_keys; j++) {
                 const __m256 v = _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, KV_ROW(V, j) + d));
-                sd = _mm512_add_pd(sd, _mm512_cvtps_pd(_mm256_mul_ps(v, _mm256_set1_ps(scores[j]))));
+                sd =
+                    _mm512_add_pd(sd, _mm512_cvtps_pd(_mm256_mul_ps(v, _mm256_set1_ps(scores[j]))));
             }
             _mm256_mask_storeu_ps(o + d, m, _mm512_cvtpd_ps(sd));
         }
@@ -1372,9 +1385,8 @@ static void attn_rows(struct attn_task *t, int ith, int64_t lo, int64_t hi)
 #if defined(__x86_64__)
         if (c->kv_elem == 2 && cpu_has_avx512(c) && hd <= ATTN_MAX_HD) {
             const bool pp = b->prefill && b->prefill[row];
-            attn_head_ggml(K, V, bt, bs, row_stride, (size_t)kvh * c->kv_slots * (size_t)hd, qr,
-                           hd, pos, ap->scale, pp,
-                           scores, t->out + ((size_t)row * n_head + h) * hd);
+            attn_head_ggml(K, V, bt, bs, row_stride, (size_t)kvh * c->kv_slots * (size_t)hd, qr, hd,
+                           pos, ap->scale, pp, scores, t->out + ((size_t)row * n_head + h) * hd);
             continue;
         }
 #endif
@@ -1462,8 +1474,8 @@ static void cpu_attention(struct backend *be, int32_t layer, const float *q, con
     const int nt = cpu_threads_for(c, work);
     t.n_tasks = (int64_t)b->n_tokens * ap->n_head;
     t.chunk_tasks = (t.n_tasks + 16 * nt - 1) / (16 * nt);
-    threadpool_run_chunks(c->pool, nt, (t.n_tasks + t.chunk_tasks - 1) / t.chunk_tasks,
-                          attn_chunk, &t);
+    threadpool_run_chunks(c->pool, nt, (t.n_tasks + t.chunk_tasks - 1) / t.chunk_tasks, attn_chunk,
+                          &t);
 }
 
 static void cpu_destroy(struct backend *be)

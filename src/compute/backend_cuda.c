@@ -74,14 +74,14 @@ void backend_cuda_get_stats(struct backend *be, struct backend_cuda_stats *st)
 #include <math.h>
 #include <stdlib.h>
 
-#define CUDA_STAGE_INIT (4u << 20)
-#define CUDA_DIRECT_COPY (128u << 20)  /* larger uploads/downloads bypass the staging arena */
-#define CUDA_BLAS_WORKSPACE (32u << 20)
-#define CUDA_DEQ_TILE_ELEMS (32ll << 20) /* F16 elements per dequantized weight tile (64 MiB) */
-#define CUDA_PREFILL_MIN_ROWS 4           /* rows of one sequence that make a step "prefill" */
-#define CUDA_GRAPH_SLOTS 16
-#define CUDA_GRAPH_MAX_ROWS 64
-#define CUDA_WEIGHT_ALIGN 256
+#define CUDA_STAGE_INIT       (4u << 20)
+#define CUDA_DIRECT_COPY      (128u << 20) /* larger uploads/downloads bypass the staging arena */
+#define CUDA_BLAS_WORKSPACE   (32u << 20)
+#define CUDA_DEQ_TILE_ELEMS   (32ll << 20) /* F16 elements per dequantized weight tile (64 MiB) */
+#define CUDA_PREFILL_MIN_ROWS 4            /* rows of one sequence that make a step "prefill" */
+#define CUDA_GRAPH_SLOTS      16
+#define CUDA_GRAPH_MAX_ROWS   64
+#define CUDA_WEIGHT_ALIGN     256
 
 struct cuda_be;
 
@@ -164,7 +164,7 @@ static struct cuda_be *cb(struct backend *be)
 }
 
 #define PV(o, k) ((void *)(o)->p[k])
-#define UP(x) ((uintptr_t)(x))
+#define UP(x)    ((uintptr_t)(x))
 
 static _Noreturn void cuda_fatal(const char *what)
 {
@@ -335,14 +335,14 @@ static int run_copy(struct cuda_be *c, const struct op *o)
 
 static int run_get_rows(struct cuda_be *c, const struct op *o)
 {
-    return cnd_cuda_get_rows(PV(o, 0), PV(o, 1), (int)o->i[0], o->i[1], (size_t)o->i[2],
-                             PV(o, 2), (int)o->i[3], c->stream);
+    return cnd_cuda_get_rows(PV(o, 0), PV(o, 1), (int)o->i[0], o->i[1], (size_t)o->i[2], PV(o, 2),
+                             (int)o->i[3], c->stream);
 }
 
 static int run_rmsnorm(struct cuda_be *c, const struct op *o)
 {
-    return cnd_cuda_rmsnorm_f32(PV(o, 0), PV(o, 1), PV(o, 2), (int)o->i[0], (int)o->i[1],
-                                o->f[0], c->stream);
+    return cnd_cuda_rmsnorm_f32(PV(o, 0), PV(o, 1), PV(o, 2), (int)o->i[0], (int)o->i[1], o->f[0],
+                                c->stream);
 }
 
 static int run_quantize(struct cuda_be *c, const struct op *o)
@@ -353,8 +353,8 @@ static int run_quantize(struct cuda_be *c, const struct op *o)
 
 static int run_mmv(struct cuda_be *c, const struct op *o)
 {
-    return cnd_cuda_mmv(PV(o, 0), PV(o, 1), (int)o->i[0], o->i[1], o->i[2], PV(o, 2),
-                        (int)o->i[3], PV(o, 3), c->stream);
+    return cnd_cuda_mmv(PV(o, 0), PV(o, 1), (int)o->i[0], o->i[1], o->i[2], PV(o, 2), (int)o->i[3],
+                        PV(o, 3), c->stream);
 }
 
 static int run_dequant(struct cuda_be *c, const struct op *o)
@@ -569,10 +569,20 @@ static int cuda_load_model(struct backend *be, const struct model *m, char *err)
     ADD(&m->output, true);
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const struct model_layer *L = &m->layers[l];
-        ADD(&L->attn_norm, false); ADD(&L->wq, true); ADD(&L->wk, true); ADD(&L->wv, true);
-        ADD(&L->wo, true); ADD(&L->bq, false); ADD(&L->bk, false); ADD(&L->bv, false);
-        ADD(&L->attn_q_norm, false); ADD(&L->attn_k_norm, false); ADD(&L->ffn_norm, false);
-        ADD(&L->ffn_gate, true); ADD(&L->ffn_up, true); ADD(&L->ffn_down, true);
+        ADD(&L->attn_norm, false);
+        ADD(&L->wq, true);
+        ADD(&L->wk, true);
+        ADD(&L->wv, true);
+        ADD(&L->wo, true);
+        ADD(&L->bq, false);
+        ADD(&L->bk, false);
+        ADD(&L->bv, false);
+        ADD(&L->attn_q_norm, false);
+        ADD(&L->attn_k_norm, false);
+        ADD(&L->ffn_norm, false);
+        ADD(&L->ffn_gate, true);
+        ADD(&L->ffn_up, true);
+        ADD(&L->ffn_down, true);
     }
 #undef ADD
     int rc = 0;
@@ -581,8 +591,10 @@ static int cuda_load_model(struct backend *be, const struct model *m, char *err)
         const struct tensor *t = list[i];
         bool ok = is_matrix[i] ? cuda_weight_type_ok(t->dtype) : t->dtype == CND_DTYPE_F32;
         if (!ok) {
-            err_set(err, "weight type %s is not supported by the CUDA backend (f32 f16 bf16 q4_0 "
-                         "q8_0 q4_K q6_K; norms and biases f32)", dtype_name(t->dtype));
+            err_set(err,
+                    "weight type %s is not supported by the CUDA backend (f32 f16 bf16 q4_0 "
+                    "q8_0 q4_K q6_K; norms and biases f32)",
+                    dtype_name(t->dtype));
             rc = CND_EUNSUPPORTED;
             goto out;
         }
@@ -603,8 +615,10 @@ static int cuda_load_model(struct backend *be, const struct model *m, char *err)
     if (cnd_cuda_malloc(&c->wmem, total) != 0) {
         size_t fr = 0, tot = 0;
         cnd_cuda_mem_info(&fr, &tot);
-        err_set(err, "cannot allocate %.2f GiB of VRAM for the weights on %s (%.2f GiB free of "
-                     "%.2f GiB)", (double)total / 1073741824.0, c->name, (double)fr / 1073741824.0,
+        err_set(err,
+                "cannot allocate %.2f GiB of VRAM for the weights on %s (%.2f GiB free of "
+                "%.2f GiB)",
+                (double)total / 1073741824.0, c->name, (double)fr / 1073741824.0,
                 (double)tot / 1073741824.0);
         c->wmem = NULL;
         rc = CND_ENOMEM;
@@ -634,8 +648,8 @@ static int cuda_load_model(struct backend *be, const struct model *m, char *err)
             done += len;
             int pct = total ? (int)(done * 10 / total) * 10 : 100;
             if (pct != last_pct) {
-                log_info("cuda: weights %3d%% (%.2f / %.2f GiB)", pct,
-                         (double)done / 1073741824.0, (double)total / 1073741824.0);
+                log_info("cuda: weights %3d%% (%.2f / %.2f GiB)", pct, (double)done / 1073741824.0,
+                         (double)total / 1073741824.0);
                 last_pct = pct;
             }
         }
@@ -756,8 +770,8 @@ static int cuda_begin_batch(struct backend *be, const struct forward_batch *b)
 
 /* ---- ops ---- */
 
-static void cuda_get_rows(struct backend *be, const struct tensor *w, const int32_t *ids,
-                          int32_t n, float *out)
+static void cuda_get_rows(struct backend *be, const struct tensor *w, const int32_t *ids, int32_t n,
+                          float *out)
 {
     struct op *o = push(cb(be), run_get_rows);
     o->p[0] = UP(out), o->p[1] = UP(w->data), o->p[2] = UP(ids);
@@ -803,8 +817,9 @@ static void cuda_matmul(struct backend *be, float *out, const struct tensor *w, 
         return;
     }
     /* cuBLAS: F16/BF16/F32 weights directly, quantized ones through F16 tiles */
-    const int gt = dt == CND_DTYPE_BF16 ? CND_DTYPE_BF16 : dt == CND_DTYPE_F32 ? CND_DTYPE_F32
-                                                                                : CND_DTYPE_F16;
+    const int gt = dt == CND_DTYPE_BF16  ? CND_DTYPE_BF16
+                   : dt == CND_DTYPE_F32 ? CND_DTYPE_F32
+                                         : CND_DTYPE_F16;
     const void *xp = x;
     if (gt != CND_DTYPE_F32) {
         void *xc = ensure(c, &c->xconv, (size_t)n * (size_t)K * 2);
@@ -948,8 +963,8 @@ static void cuda_destroy(struct backend *be)
             cnd_cuda_graph_destroy(c->graphs[i].exec);
         free(c->graphs[i].ops);
     }
-    struct dbuf *bufs[] = {&c->meta, &c->act, &c->xconv, &c->deq, &c->part_acc,
-                           &c->part_ml, &c->tiles, &c->gidx, &c->blas_ws};
+    struct dbuf *bufs[] = {&c->meta,    &c->act,   &c->xconv, &c->deq,    &c->part_acc,
+                           &c->part_ml, &c->tiles, &c->gidx,  &c->blas_ws};
     for (size_t i = 0; i < ARRAY_SIZE(bufs); i++)
         if (bufs[i]->p)
             cnd_cuda_free(bufs[i]->p);

@@ -89,7 +89,8 @@ int device_choose(const struct device_spec *spec, bool cuda_built, const struct 
         return 0;
     }
     if (n_gpus == 0) {
-        snprintf(out->reason, sizeof(out->reason), "auto: running on the CPU: no CUDA device visible");
+        snprintf(out->reason, sizeof(out->reason),
+                 "auto: running on the CPU: no CUDA device visible");
         return 0;
     }
     int best = 0;
@@ -99,8 +100,9 @@ int device_choose(const struct device_spec *spec, bool cuda_built, const struct 
     if (gpus[best].free_bytes < need) {
         snprintf(out->reason, sizeof(out->reason),
                  "auto: running on the CPU: %s (cuda:%d) has %.1f GiB free, the weights need "
-                 "%.1f GiB + %.1f GiB headroom", gpus[best].name, best,
-                 gib(gpus[best].free_bytes), gib(need_bytes), gib(DEVICE_VRAM_HEADROOM));
+                 "%.1f GiB + %.1f GiB headroom",
+                 gpus[best].name, best, gib(gpus[best].free_bytes), gib(need_bytes),
+                 gib(DEVICE_VRAM_HEADROOM));
         return 0;
     }
     out->kind = DEVICE_CUDA;

@@ -27,7 +27,7 @@ struct forward_ctx {
     float *x, *h, *q, *k, *v, *attn, *gate, *up, *out_h, *logits;
     int32_t *tokens_dev;
     uint8_t *out_prefill; /* host: the prefill flags of the logits rows */
-    float *rope_freqs; /* backend copy of the optional frequency factors */
+    float *rope_freqs;    /* backend copy of the optional frequency factors */
 };
 
 static void *fc_alloc(struct forward_ctx *fc, size_t bytes, bool *ok)
@@ -81,9 +81,8 @@ void forward_ctx_destroy(struct forward_ctx *fc)
     if (!fc)
         return;
     struct backend *be = fc->be;
-    void *bufs[] = {fc->x,      fc->h,     fc->q,      fc->k,          fc->v,
-                    fc->attn,   fc->gate,  fc->up,     fc->out_h,      fc->logits,
-                    fc->tokens_dev, fc->rope_freqs};
+    void *bufs[] = {fc->x,    fc->h,  fc->q,     fc->k,      fc->v,          fc->attn,
+                    fc->gate, fc->up, fc->out_h, fc->logits, fc->tokens_dev, fc->rope_freqs};
     for (size_t i = 0; i < ARRAY_SIZE(bufs); i++)
         if (bufs[i])
             be->ops->free(be, bufs[i]);
@@ -199,10 +198,10 @@ static int forward_slice(struct forward_ctx *fc, const struct forward_batch *b, 
         return ops->sync(be);
     if (!pruned)
         ops->gather_rows(be, fc->out_h, fc->x, b->out_rows, b->n_out, n_embd);
-    ops->rmsnorm(be, fc->out_h, fc->out_h, W(fc, &m->output_norm), b->n_out, n_embd,
-                 hp->rms_eps);
+    ops->rmsnorm(be, fc->out_h, fc->out_h, W(fc, &m->output_norm), b->n_out, n_embd, hp->rms_eps);
     ops->matmul(be, fc->logits, W(fc, &m->output), fc->out_h, b->n_out, NULL, out_prefill);
-    rc = ops->download(be, logits, fc->logits, (size_t)b->n_out * (size_t)hp->n_vocab * sizeof(float));
+    rc = ops->download(be, logits, fc->logits,
+                       (size_t)b->n_out * (size_t)hp->n_vocab * sizeof(float));
     if (rc != 0)
         return rc;
     return ops->sync(be);

@@ -22,9 +22,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 
-#define TGT __attribute__((target("avx2,fma,f16c")))
+#define TGT  __attribute__((target("avx2,fma,f16c")))
 #define KINL static inline __attribute__((always_inline, target("avx2,fma,f16c")))
-
 
 KINL float hsum8(__m256 v)
 {
@@ -71,7 +70,7 @@ KINL __m256 load8_bf16(const uint8_t *p)
 
 /* float dot: 16 elements per step as two FMAs into one accumulator, tail in scalar float */
 #define FLOAT_KERNEL(kname, ES, LOAD, SCAL)                                                        \
-    KINL void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,          \
+    KINL void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,           \
                     float *out, size_t os, const int R, const int C)                               \
     {                                                                                              \
         __m256 acc[4][4];                                                                          \
@@ -87,15 +86,15 @@ KINL __m256 load8_bf16(const uint8_t *p)
             UNROLL FOR_C                                                                           \
             {                                                                                      \
                 const __m256 a0 = LOAD(a + c * as + i * ES), a1 = LOAD(a + c * as + (i + 8) * ES); \
-                UNROLL FOR_R acc[r][c] =                                                           \
-                    _mm256_add_ps(acc[r][c], _mm256_fmadd_ps(w1[r], a1, _mm256_mul_ps(w0[r], a0))); \
+                UNROLL FOR_R acc[r][c] = _mm256_add_ps(                                            \
+                    acc[r][c], _mm256_fmadd_ps(w1[r], a1, _mm256_mul_ps(w0[r], a0)));              \
             }                                                                                      \
         }                                                                                          \
         UNROLL FOR_R UNROLL FOR_C                                                                  \
         {                                                                                          \
             float s = hsum8(acc[r][c]);                                                            \
             for (int64_t j = i; j < n; j++)                                                        \
-                s = fmaf(SCAL(w + r * ws + j * ES), SCAL(a + c * as + j * ES), s);                        \
+                s = fmaf(SCAL(w + r * ws + j * ES), SCAL(a + c * as + j * ES), s);                 \
             out[r * os + c] = s;                                                                   \
         }                                                                                          \
     }
@@ -157,7 +156,7 @@ KINL __m256i wq_q5_1(const uint8_t *b, float *d, float *m)
 /* OFF: 8/16 (symmetric types with Q8_0 activations, 34-byte blocks) or 0 (min types with Q8_1
  * activations, 36-byte blocks: sum += d*da*isum + m*s) */
 #define LEGACY_KERNEL(kname, WQ, WBYTES, OFF)                                                      \
-    KINL void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,          \
+    KINL void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,           \
                     float *out, size_t os, const int R, const int C)                               \
     {                                                                                              \
         enum { ABYTES = (OFF) ? 34 : 36, AQ = (OFF) ? 2 : 4 };                                     \
@@ -202,11 +201,12 @@ KINL __m256i wq_q5_1(const uint8_t *b, float *d, float *m)
                     }                                                                              \
                     const __m256 f0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(p0, ones));             \
                     const __m256 f1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(p1, ones));             \
-                    const __m256 p = _mm256_fmadd_ps(f1, _mm256_set1_ps(d1[r] * da1),              \
-                                                     _mm256_mul_ps(f0, _mm256_set1_ps(d0[r] * da0))); \
+                    const __m256 p =                                                               \
+                        _mm256_fmadd_ps(f1, _mm256_set1_ps(d1[r] * da1),                           \
+                                        _mm256_mul_ps(f0, _mm256_set1_ps(d0[r] * da0)));           \
                     acc[r][c] = _mm256_add_ps(acc[r][c], p);                                       \
                     if (!(OFF))                                                                    \
-                        accm[r][c] += fmaf(m1[r], sa1, m0[r] * sa0);                                   \
+                        accm[r][c] += fmaf(m1[r], sa1, m0[r] * sa0);                               \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
@@ -268,8 +268,9 @@ KINL void k_q8_0(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
                     _mm256_madd_epi16(wl[r][0], al[0]), _mm256_madd_epi16(wh[r][0], ah[0])));
                 const __m256 f1 = _mm256_cvtepi32_ps(_mm256_add_epi32(
                     _mm256_madd_epi16(wl[r][1], al[1]), _mm256_madd_epi16(wh[r][1], ah[1])));
-                const __m256 p = _mm256_fmadd_ps(f1, _mm256_set1_ps(dw[r][1] * da[1]),
-                                                 _mm256_mul_ps(f0, _mm256_set1_ps(dw[r][0] * da[0])));
+                const __m256 p =
+                    _mm256_fmadd_ps(f1, _mm256_set1_ps(dw[r][1] * da[1]),
+                                    _mm256_mul_ps(f0, _mm256_set1_ps(dw[r][0] * da[0])));
                 acc[r][c] = _mm256_add_ps(acc[r][c], p);
             }
         }
@@ -298,7 +299,7 @@ KINL void k4_scales(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8])
 
 /* Q4_K (Q5 = 0) and Q5_K (Q5 = 1) */
 #define K45_KERNEL(kname, Q5, WBYTES)                                                              \
-    KINL void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,          \
+    KINL void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,           \
                     float *out, size_t os, const int R, const int C)                               \
     {                                                                                              \
         const int64_t nb = n / 256;                                                                \
@@ -319,7 +320,8 @@ KINL void k4_scales(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8])
                 const __m128i s8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)s64));           \
                 sc16[r] = _mm256_set_m128i(s8, s8);                                                \
                 const __m128i m8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m64));           \
-                mn16[r] = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8)); \
+                mn16[r] =                                                                          \
+                    _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));      \
                 dw[r] = ldh_f(wb);                                                                 \
                 dmw[r] = ldh_f(wb + 2);                                                            \
             }                                                                                      \
@@ -340,11 +342,13 @@ KINL void k4_scales(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8])
                         const __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * j)));                 \
                         const __m256i b1 = _mm256_set1_epi8((char)(1 << (2 * j + 1)));             \
                         lo[r] = _mm256_or_si256(                                                   \
-                            lo[r], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, b0), b0), \
-                                                    _mm256_set1_epi8(0x10)));                      \
+                            lo[r],                                                                 \
+                            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, b0), b0),       \
+                                             _mm256_set1_epi8(0x10)));                             \
                         hi[r] = _mm256_or_si256(                                                   \
-                            hi[r], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, b1), b1), \
-                                                    _mm256_set1_epi8(0x10)));                      \
+                            hi[r],                                                                 \
+                            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, b1), b1),       \
+                                             _mm256_set1_epi8(0x10)));                             \
                     }                                                                              \
                     slo[r] = _mm256_shuffle_epi8(sc16[r], ilo);                                    \
                     shi[r] = _mm256_shuffle_epi8(sc16[r], ihi);                                    \
@@ -355,8 +359,10 @@ KINL void k4_scales(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8])
                     const __m256i alo = loadu256(ab), ahi = loadu256(ab + 32);                     \
                     UNROLL FOR_R                                                                   \
                     {                                                                              \
-                        const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], alo), slo[r]); \
-                        const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], ahi), shi[r]); \
+                        const __m256i pl =                                                         \
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], alo), slo[r]);           \
+                        const __m256i ph =                                                         \
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], ahi), shi[r]);           \
                         isum[r][c] = _mm256_add_epi32(isum[r][c], _mm256_add_epi32(pl, ph));       \
                     }                                                                              \
                 }                                                                                  \
@@ -364,14 +370,15 @@ KINL void k4_scales(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8])
             UNROLL FOR_C                                                                           \
             {                                                                                      \
                 const uint8_t *ab = a + c * as + ib * 292;                                         \
-                const float da = quant_ld_f32(ab);                                                       \
+                const float da = quant_ld_f32(ab);                                                 \
                 const __m256i bs = loadu256(ab + 260);                                             \
                 UNROLL FOR_R                                                                       \
                 {                                                                                  \
                     const __m256 fm = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn16[r]));          \
                     const __m256 fi = _mm256_cvtepi32_ps(isum[r][c]);                              \
-                    const __m256 p = _mm256_fnmadd_ps(fm, _mm256_set1_ps(dmw[r] * da),            \
-                                                      _mm256_mul_ps(fi, _mm256_set1_ps(dw[r] * da))); \
+                    const __m256 p =                                                               \
+                        _mm256_fnmadd_ps(fm, _mm256_set1_ps(dmw[r] * da),                          \
+                                         _mm256_mul_ps(fi, _mm256_set1_ps(dw[r] * da)));           \
                     acc[r][c] = _mm256_add_ps(acc[r][c], p);                                       \
                 }                                                                                  \
             }                                                                                      \
@@ -388,10 +395,10 @@ QUANT_DEFINE_DOT_TILE(TGT, q5_k, k_q5_k)
  * 16-element sub-blocks one 32-element maddubs/madd step covers (Q2_K, Q3_K, Q6_K) */
 KINL __m256i scale_pair16(__m128i sc8, int s0, bool is_signed)
 {
-    const __m128i idx = _mm_set_epi8((char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1),
-                                     (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1),
-                                     (char)s0, (char)s0, (char)s0, (char)s0, (char)s0, (char)s0,
-                                     (char)s0, (char)s0);
+    const __m128i idx =
+        _mm_set_epi8((char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1),
+                     (char)(s0 + 1), (char)(s0 + 1), (char)(s0 + 1), (char)s0, (char)s0, (char)s0,
+                     (char)s0, (char)s0, (char)s0, (char)s0, (char)s0);
     const __m128i b = _mm_shuffle_epi8(sc8, idx);
     return is_signed ? _mm256_cvtepi8_epi16(b) : _mm256_cvtepu8_epi16(b);
 }
@@ -540,8 +547,8 @@ KINL __m128i k3_scales(const uint8_t *s)
     memcpy(&lo8, s, 8);
     memcpy(&hb, s + 8, 4);
     const __m128i v = _mm_cvtsi64_si128((long long)lo8), m4 = _mm_set1_epi8(0x0F);
-    const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, m4),
-                                          _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+    const __m128i lo =
+        _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
     const uint32_t m2 = 0x03030303u;
     const __m128i hi = _mm_set_epi32((int)((hb >> 6) & m2), (int)((hb >> 4) & m2),
                                      (int)((hb >> 2) & m2), (int)(hb & m2));
@@ -579,8 +586,8 @@ KINL void k_q3_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
                     const __m256i qs = loadu256(wb + 32 + 32 * h);
                     const __m256i hm = loadu256(wb);
                     /* 4 where the high bit is clear */
-                    q4[r] = _mm256_andnot_si256(
-                        _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
+                    q4[r] = _mm256_andnot_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit),
+                                                four);
                     q[r] = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m2);
                     sp[r] = scale_pair16(sc8[r], 8 * h + 2 * j, true);
                 }
@@ -598,8 +605,8 @@ KINL void k_q3_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
         UNROLL FOR_C
         {
             const float da = quant_ld_f32(a + c * as + ib * 292);
-            UNROLL FOR_R acc[r][c] = _mm256_fmadd_ps(
-                _mm256_set1_ps(da * dw[r]), _mm256_cvtepi32_ps(isum[r][c]), acc[r][c]);
+            UNROLL FOR_R acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(da * dw[r]),
+                                                     _mm256_cvtepi32_ps(isum[r][c]), acc[r][c]);
         }
     }
     UNROLL FOR_R UNROLL FOR_C out[r * os + c] = hsum8(acc[r][c]);
@@ -719,11 +726,13 @@ TGT static void qa_q8_k(const float *x, void *vy, int64_t n)
                 q[l] = _mm256_min_epi32(
                     _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * k + 8 * l), vis)),
                     lim);
-            _mm256_storeu_si256((__m256i *)(void *)(b + 4 + 32 * k), pack32(q[0], q[1], q[2], q[3]));
+            _mm256_storeu_si256((__m256i *)(void *)(b + 4 + 32 * k),
+                                pack32(q[0], q[1], q[2], q[3]));
             /* bsums of the two 16-groups */
             for (int g = 0; g < 2; g++) {
                 __m256i s = _mm256_add_epi32(q[2 * g], q[2 * g + 1]);
-                __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                __m128i t =
+                    _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
                 t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
                 t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
                 const int16_t s16 = (int16_t)_mm_cvtsi128_si32(t);
@@ -757,18 +766,51 @@ void quant_avx2_fill(enum cnd_dtype t, struct quant_kernels *k)
     } while (0)
     switch (t) {
     case CND_DTYPE_F32: SET(f32); break;
-    case CND_DTYPE_F16: SET(f16); k->quantize_act = qa_f16; break;
+    case CND_DTYPE_F16:
+        SET(f16);
+        k->quantize_act = qa_f16;
+        break;
     case CND_DTYPE_BF16: SET(bf16); break;
-    case CND_DTYPE_Q8_0: SET(q8_0); k->quantize_act = qa_q8_0; break;
-    case CND_DTYPE_Q4_0: SET(q4_0); k->quantize_act = qa_q8_0; break;
-    case CND_DTYPE_Q5_0: SET(q5_0); k->quantize_act = qa_q8_0; break;
-    case CND_DTYPE_Q4_1: SET(q4_1); k->quantize_act = qa_q8_1; break;
-    case CND_DTYPE_Q5_1: SET(q5_1); k->quantize_act = qa_q8_1; break;
-    case CND_DTYPE_Q4_K: SET(q4_k); k->quantize_act = qa_q8_k; break;
-    case CND_DTYPE_Q5_K: SET(q5_k); k->quantize_act = qa_q8_k; break;
-    case CND_DTYPE_Q6_K: SET(q6_k); k->quantize_act = qa_q8_k; break;
-    case CND_DTYPE_Q2_K: SET(q2_k); k->quantize_act = qa_q8_k; break;
-    case CND_DTYPE_Q3_K: SET(q3_k); k->quantize_act = qa_q8_k; break;
+    case CND_DTYPE_Q8_0:
+        SET(q8_0);
+        k->quantize_act = qa_q8_0;
+        break;
+    case CND_DTYPE_Q4_0:
+        SET(q4_0);
+        k->quantize_act = qa_q8_0;
+        break;
+    case CND_DTYPE_Q5_0:
+        SET(q5_0);
+        k->quantize_act = qa_q8_0;
+        break;
+    case CND_DTYPE_Q4_1:
+        SET(q4_1);
+        k->quantize_act = qa_q8_1;
+        break;
+    case CND_DTYPE_Q5_1:
+        SET(q5_1);
+        k->quantize_act = qa_q8_1;
+        break;
+    case CND_DTYPE_Q4_K:
+        SET(q4_k);
+        k->quantize_act = qa_q8_k;
+        break;
+    case CND_DTYPE_Q5_K:
+        SET(q5_k);
+        k->quantize_act = qa_q8_k;
+        break;
+    case CND_DTYPE_Q6_K:
+        SET(q6_k);
+        k->quantize_act = qa_q8_k;
+        break;
+    case CND_DTYPE_Q2_K:
+        SET(q2_k);
+        k->quantize_act = qa_q8_k;
+        break;
+    case CND_DTYPE_Q3_K:
+        SET(q3_k);
+        k->quantize_act = qa_q8_k;
+        break;
     default: break;
     }
 #undef SET

@@ -21,14 +21,12 @@
 
 #define TGT_F __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 #define KINL_F                                                                                     \
-    static inline __attribute__((always_inline,                                                    \
-                                 target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
-#define TGT_V                                                                                      \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+    static inline                                                                                  \
+        __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
+#define TGT_V __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
 #define KINL_V                                                                                     \
-    static inline __attribute__((always_inline,                                                    \
-                                 target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
-
+    static inline __attribute__((                                                                  \
+        always_inline, target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
 
 /* fixed-order horizontal sum of 16 lanes */
 KINL_F float hsum16(__m512 v)
@@ -46,19 +44,20 @@ KINL_F float hsum16(__m512 v)
 /* direct R x C tile kernels (no activation preparation) over 4 x 4 blocks */
 #define DK_CASE(kern, R, C)                                                                        \
     case (R - 1) * 4 + (C - 1):                                                                    \
-        kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,   \
+        kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,  \
              ocs, R, C);                                                                           \
         break;
 /* all 16 shapes up to 4 x 4 */
 #define DK_CASES_4X4(kern)                                                                         \
-    DK_CASE(kern, 1, 1) DK_CASE(kern, 1, 2) DK_CASE(kern, 1, 3) DK_CASE(kern, 1, 4)                \
-    DK_CASE(kern, 2, 1) DK_CASE(kern, 2, 2) DK_CASE(kern, 2, 3) DK_CASE(kern, 2, 4)                \
-    DK_CASE(kern, 3, 1) DK_CASE(kern, 3, 2) DK_CASE(kern, 3, 3) DK_CASE(kern, 3, 4)                \
-    DK_CASE(kern, 4, 1) DK_CASE(kern, 4, 2) DK_CASE(kern, 4, 3) DK_CASE(kern, 4, 4)
+    DK_CASE(kern, 1, 1)                                                                            \
+    DK_CASE(kern, 1, 2) DK_CASE(kern, 1, 3) DK_CASE(kern, 1, 4) DK_CASE(kern, 2, 1)                \
+        DK_CASE(kern, 2, 2) DK_CASE(kern, 2, 3) DK_CASE(kern, 2, 4) DK_CASE(kern, 3, 1)            \
+            DK_CASE(kern, 3, 2) DK_CASE(kern, 3, 3) DK_CASE(kern, 3, 4) DK_CASE(kern, 4, 1)        \
+                DK_CASE(kern, 4, 2) DK_CASE(kern, 4, 3) DK_CASE(kern, 4, 4)
 /* gemm over tiles of up to RT x CT (rows in the inner loop), CASES one DK_CASE per shape;
  * plus the vec_dot and vec_dot_tile built on it */
 #define DEFINE_TILED_GEMM(TGT, name, RT, CT, CASES)                                                \
-    TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va, \
+    TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va,  \
                                 size_t as, int64_t nc, float *out, size_t ors, size_t ocs)         \
     {                                                                                              \
         const uint8_t *w = vw, *a = va;                                                            \
@@ -123,22 +122,21 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
 #define VD_PF_ROWS 8 /* prefetch the rows of the tile two tiles ahead */
 #endif
 #define VD_KERNEL(kname, ES, LOAD, TAIL)                                                           \
-    /* pf: how far ahead of a row's current position (bytes) the decode path prefetches */        \
-    KINL_F void kname##_pf(int64_t n, const uint8_t *w, size_t ws, size_t pf, const uint8_t *a,   \
-                           size_t as, float *out, size_t os, size_t ocs, const int R,             \
-                           const int C)                                                            \
+    /* pf: how far ahead of a row's current position (bytes) the decode path prefetches */         \
+    KINL_F void kname##_pf(int64_t n, const uint8_t *w, size_t ws, size_t pf, const uint8_t *a,    \
+                           size_t as, float *out, size_t os, size_t ocs, const int R, const int C) \
     {                                                                                              \
         __m512 part[4][4][4];                                                                      \
         const __mmask16 all = 0xFFFF;                                                              \
         const int64_t np = n & ~(int64_t)63;                                                       \
         if (R * C <= 4) {                                                                          \
-            /* few pairs (decode): all chains live in one pass, streaming each row once with   \
-             * the next tiles' rows prefetched (the hardware prefetcher alone is slow here) */  \
-            UNROLL FOR_R UNROLL FOR_C for (int j = 0; j < 4; j++) part[j][r][c] =                 \
+            /* few pairs (decode): all chains live in one pass, streaming each row once with       \
+             * the next tiles' rows prefetched (the hardware prefetcher alone is slow here) */     \
+            UNROLL FOR_R UNROLL FOR_C for (int j = 0; j < 4; j++) part[j][r][c] =                  \
                 _mm512_setzero_ps();                                                               \
             for (int64_t i = 0; i < np; i += 64) {                                                 \
-                UNROLL FOR_R for (int64_t o = 0; o < 64 * ES; o += 64) _mm_prefetch(              \
-                    (const char *)(w + r * ws + pf + i * ES + o), _MM_HINT_T0);                    \
+                UNROLL FOR_R for (int64_t o = 0; o < 64 * ES; o += 64)                             \
+                    _mm_prefetch((const char *)(w + r * ws + pf + i * ES + o), _MM_HINT_T0);       \
                 for (int j = 0; j < 4; j++) {                                                      \
                     __m512 wv[4];                                                                  \
                     UNROLL FOR_R wv[r] = LOAD(w + r * ws + (i + 16 * j) * ES, all);                \
@@ -150,29 +148,29 @@ KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
                 }                                                                                  \
             }                                                                                      \
         } else                                                                                     \
-        for (int j = 0; j < 4; j++) {                                                              \
-            __m512 acc[4][4];                                                                      \
-            UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm512_setzero_ps();                             \
-            for (int64_t i = 16 * j; i < np; i += 64) {                                            \
-                __m512 wv[4];                                                                      \
-                UNROLL FOR_R wv[r] = LOAD(w + r * ws + i * ES, all);                               \
-                UNROLL FOR_C                                                                       \
-                {                                                                                  \
-                    const __m512 av = LOAD(a + c * as + i * ES, all);                              \
-                    UNROLL FOR_R acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);                \
+            for (int j = 0; j < 4; j++) {                                                          \
+                __m512 acc[4][4];                                                                  \
+                UNROLL FOR_R UNROLL FOR_C acc[r][c] = _mm512_setzero_ps();                         \
+                for (int64_t i = 16 * j; i < np; i += 64) {                                        \
+                    __m512 wv[4];                                                                  \
+                    UNROLL FOR_R wv[r] = LOAD(w + r * ws + i * ES, all);                           \
+                    UNROLL FOR_C                                                                   \
+                    {                                                                              \
+                        const __m512 av = LOAD(a + c * as + i * ES, all);                          \
+                        UNROLL FOR_R acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);            \
+                    }                                                                              \
                 }                                                                                  \
+                UNROLL FOR_R UNROLL FOR_C part[j][r][c] = acc[r][c];                               \
             }                                                                                      \
-            UNROLL FOR_R UNROLL FOR_C part[j][r][c] = acc[r][c];                                   \
-        }                                                                                          \
         float h[4][4];                                                                             \
         UNROLL FOR_R UNROLL FOR_C h[r][c] =                                                        \
             reduce4x16(part[0][r][c], part[1][r][c], part[2][r][c], part[3][r][c]);                \
         TAIL                                                                                       \
     }                                                                                              \
-    KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,        \
+    KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,         \
                       float *out, size_t os, size_t ocs, const int R, const int C)                 \
     {                                                                                              \
-        kname##_pf(n, w, ws, VD_PF_ROWS * ws, a, as, out, os, ocs, R, C);                          \
+        kname##_pf(n, w, ws, VD_PF_ROWS *ws, a, as, out, os, ocs, R, C);                           \
     }
 
 /* the n % 64 rest, element by element after the vector part: each (r, c) its own scalar
@@ -216,8 +214,7 @@ DEFINE_DIRECT_GEMM(TGT_F, f16vd, k_f16_vd)
             kern##_pf(n, w + (size_t)t * ws, (size_t)q * ws, VD_GEMV_PF_ROWS * ws, a, 0, out + t,  \
                       (size_t)q, 0, 4, 1);                                                         \
         if (nr > 4 * q)                                                                            \
-            name##_gemm(n, w + (size_t)(4 * q) * ws, ws, nr - 4 * q, a, 0, 1, out + 4 * q, 1,     \
-                        0);                                                                        \
+            name##_gemm(n, w + (size_t)(4 * q) * ws, ws, nr - 4 * q, a, 0, 1, out + 4 * q, 1, 0);  \
     }
 DEFINE_VD_GEMV(TGT_F, f32, k_f32_vd)
 DEFINE_VD_GEMV(TGT_F, f16vd, k_f16_vd)
@@ -254,8 +251,8 @@ DEFINE_DIRECT_GEMM(TGT_F, f32pp, k_f32_pp)
 
 #define TGT_B __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma")))
 #define KINL_B                                                                                     \
-    static inline __attribute__((always_inline,                                                    \
-                                 target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma")))
+    static inline __attribute__((                                                                  \
+        always_inline, target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma")))
 
 KINL_B __m512 dpbf16(__m512 acc, const uint8_t *w, const uint8_t *a, __mmask32 m)
 {
@@ -317,7 +314,7 @@ DEFINE_DIRECT_GEMM(TGT_B, bf16pp, k_bf16_pp)
  * no llama.cpp order to follow there (its AVX512F path differs and is not what the reference
  * ran). */
 #define FLOAT_KERNEL(kname, ES, LOAD)                                                              \
-    KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,        \
+    KINL_F void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,         \
                       float *out, size_t os, const int R, const int C)                             \
     {                                                                                              \
         __m512 acc[4][4];                                                                          \
@@ -369,9 +366,11 @@ QUANT_DEFINE_DOT_TILE(TGT_F, bf16, k_bf16)
 
 /* driver: column blocks of up to CMAX prepared columns, rows in fours then singles */
 #define MK_CASE(mk, R, C)                                                                          \
-    case C: mk(n, w + (size_t)r0 * ws, ws, prep, pb, out + r0 * ors + c0 * ocs, ors, ocs, R, C); break;
-#define DEFINE_PREP_GEMM(TGT, name, PREP, PREP_BYTES, MK, CMAX, CASES4, CASES1)                     \
-    TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va, \
+    case C:                                                                                        \
+        mk(n, w + (size_t)r0 * ws, ws, prep, pb, out + r0 * ors + c0 * ocs, ors, ocs, R, C);       \
+        break;
+#define DEFINE_PREP_GEMM(TGT, name, PREP, PREP_BYTES, MK, CMAX, CASES4, CASES1)                    \
+    TGT static void name##_gemm(int64_t n, const void *vw, size_t ws, int64_t nr, const void *va,  \
                                 size_t as, int64_t nc, float *out, size_t ors, size_t ocs)         \
     {                                                                                              \
         const uint8_t *w = vw, *a = va;                                                            \
@@ -389,9 +388,13 @@ QUANT_DEFINE_DOT_TILE(TGT_F, bf16, k_bf16)
                 PREP(n, a + (size_t)(c0 + c) * as, prep + (size_t)c * pb);                         \
             int64_t r0 = 0;                                                                        \
             for (; r0 + 4 <= nr; r0 += 4)                                                          \
-                switch (C) { CASES4 default: break; }                                              \
+                switch (C) {                                                                       \
+                    CASES4 default : break;                                                        \
+                }                                                                                  \
             for (; r0 < nr; r0++)                                                                  \
-                switch (C) { CASES1 default: break; }                                              \
+                switch (C) {                                                                       \
+                    CASES1 default : break;                                                        \
+                }                                                                                  \
         }                                                                                          \
         if (prep != stack)                                                                         \
             free(prep);                                                                            \
@@ -429,7 +432,8 @@ KINL_F void mk_f16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *prep, 
         {
             if (FPF_DIST && !(i & 31))
                 _mm_prefetch((const char *)(w + (r + FPF_DIST) * ws + i * 2), _MM_HINT_T0);
-            wv[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(w + r * ws + i * 2)));
+            wv[r] = _mm512_cvtph_ps(
+                _mm256_loadu_si256((const __m256i *)(const void *)(w + r * ws + i * 2)));
         }
         _Pragma("GCC unroll 6") FOR_C
         {
@@ -450,10 +454,14 @@ KINL_F void mk_f16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *prep, 
     UNROLL FOR_R _Pragma("GCC unroll 6") FOR_C out[r * ors + c * ocs] = hsum16(acc[r][c]);
 }
 
-#define F16_C4 MK_CASE(mk_f16, 4, 1) MK_CASE(mk_f16, 4, 2) MK_CASE(mk_f16, 4, 3) \
-    MK_CASE(mk_f16, 4, 4) MK_CASE(mk_f16, 4, 5) MK_CASE(mk_f16, 4, 6)
-#define F16_C1 MK_CASE(mk_f16, 1, 1) MK_CASE(mk_f16, 1, 2) MK_CASE(mk_f16, 1, 3) \
-    MK_CASE(mk_f16, 1, 4) MK_CASE(mk_f16, 1, 5) MK_CASE(mk_f16, 1, 6)
+#define F16_C4                                                                                     \
+    MK_CASE(mk_f16, 4, 1)                                                                          \
+    MK_CASE(mk_f16, 4, 2) MK_CASE(mk_f16, 4, 3) MK_CASE(mk_f16, 4, 4) MK_CASE(mk_f16, 4, 5)        \
+        MK_CASE(mk_f16, 4, 6)
+#define F16_C1                                                                                     \
+    MK_CASE(mk_f16, 1, 1)                                                                          \
+    MK_CASE(mk_f16, 1, 2) MK_CASE(mk_f16, 1, 3) MK_CASE(mk_f16, 1, 4) MK_CASE(mk_f16, 1, 5)        \
+        MK_CASE(mk_f16, 1, 6)
 DEFINE_PREP_GEMM(TGT_F, f16, f16_prep, f16_prep_bytes, mk_f16, 6, F16_C4, F16_C1)
 
 /* ---- Q4_0 / Q8_0 x Q8_0, four blocks (128 elements) per group: a 512-bit vector holds the
@@ -480,15 +488,16 @@ KINL_V __m512i ld4x16(const uint8_t *p, size_t stride)
     __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)p));
     v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + stride)), 1);
     v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + 2 * stride)), 2);
-    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + 3 * stride)), 3);
+    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(p + 3 * stride)),
+                              3);
 }
 
 /* the f16 scales at p, p + 34, p + 68, p + 102 -> 16 floats [d0 x4, d1 x4, d2 x4, d3 x4] */
 KINL_V __m512 sc4_34(const uint8_t *p)
 {
     const __m512i lo = _mm512_loadu_si512(p), hi = _mm512_loadu_si512(p + 64);
-    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 51, 51,
-                                         51, 51, 34, 34, 34, 34, 17, 17, 17, 17, 0, 0, 0, 0);
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 51, 51, 51,
+                                         51, 34, 34, 34, 34, 17, 17, 17, 17, 0, 0, 0, 0);
     return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(lo, idx, hi)));
 }
 
@@ -496,8 +505,8 @@ KINL_V __m512 sc4_34(const uint8_t *p)
 KINL_V __m512 sc4_18(const uint8_t *p)
 {
     const __m512i v = _mm512_loadu_si512(p);
-    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 27,
-                                         27, 27, 18, 18, 18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 27, 27,
+                                         27, 18, 18, 18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
     return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, v)));
 }
 
@@ -505,7 +514,8 @@ KINL_V void q8g_prep_group(const uint8_t *a, uint8_t *p, char off)
 {
     const __m512i lo = ld4x16(a + 2, 34), hi = ld4x16(a + 18, 34);
     const __m512i o = _mm512_set1_epi8(off);
-    const __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), o, lo), o, hi);
+    const __m512i s =
+        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), o, lo), o, hi);
     _mm512_store_si512(p, lo);
     _mm512_store_si512(p + 64, hi);
     _mm512_store_si512(p + 128, _mm512_sub_epi32(_mm512_setzero_si512(), s));
@@ -552,7 +562,7 @@ KINL_V void wg_q8_0(const uint8_t *b, __m512i *lo, __m512i *hi, __m512 *d)
 }
 
 #define Q8G_KERNEL(kname, WG, GB)                                                                  \
-    KINL_V void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *prep, size_t pb,     \
+    KINL_V void kname(int64_t n, const uint8_t *w, size_t ws, const uint8_t *prep, size_t pb,      \
                       float *out, size_t ors, size_t ocs, const int R, const int C)                \
     {                                                                                              \
         const int64_t nb = n / 32, ng = (nb + 3) / 4;                                              \
@@ -600,14 +610,16 @@ KINL_V void wg_q8_0(const uint8_t *b, __m512i *lo, __m512i *hi, __m512 *d)
 Q8G_KERNEL(mk_q4_0, wg_q4_0, 18)
 Q8G_KERNEL(mk_q8_0, wg_q8_0, 34)
 
-#define Q40_C4 MK_CASE(mk_q4_0, 4, 1) MK_CASE(mk_q4_0, 4, 2) MK_CASE(mk_q4_0, 4, 3) MK_CASE(mk_q4_0, 4, 4)
-#define Q40_C1 MK_CASE(mk_q4_0, 1, 1) MK_CASE(mk_q4_0, 1, 2) MK_CASE(mk_q4_0, 1, 3) MK_CASE(mk_q4_0, 1, 4)
-#define Q80_C4 MK_CASE(mk_q8_0, 4, 1) MK_CASE(mk_q8_0, 4, 2) MK_CASE(mk_q8_0, 4, 3) MK_CASE(mk_q8_0, 4, 4)
-#define Q80_C1 MK_CASE(mk_q8_0, 1, 1) MK_CASE(mk_q8_0, 1, 2) MK_CASE(mk_q8_0, 1, 3) MK_CASE(mk_q8_0, 1, 4)
+#define Q40_C4                                                                                     \
+    MK_CASE(mk_q4_0, 4, 1) MK_CASE(mk_q4_0, 4, 2) MK_CASE(mk_q4_0, 4, 3) MK_CASE(mk_q4_0, 4, 4)
+#define Q40_C1                                                                                     \
+    MK_CASE(mk_q4_0, 1, 1) MK_CASE(mk_q4_0, 1, 2) MK_CASE(mk_q4_0, 1, 3) MK_CASE(mk_q4_0, 1, 4)
+#define Q80_C4                                                                                     \
+    MK_CASE(mk_q8_0, 4, 1) MK_CASE(mk_q8_0, 4, 2) MK_CASE(mk_q8_0, 4, 3) MK_CASE(mk_q8_0, 4, 4)
+#define Q80_C1                                                                                     \
+    MK_CASE(mk_q8_0, 1, 1) MK_CASE(mk_q8_0, 1, 2) MK_CASE(mk_q8_0, 1, 3) MK_CASE(mk_q8_0, 1, 4)
 DEFINE_PREP_GEMM(TGT_V, q4_0, q4_0_prep, q8g_prep_bytes, mk_q4_0, 4, Q40_C4, Q40_C1)
 DEFINE_PREP_GEMM(TGT_V, q8_0, q8_0_prep, q8g_prep_bytes, mk_q8_0, 4, Q80_C4, Q80_C1)
-
-
 
 /* K-quants use the activations in place: the driver runs R x C tiles (R, C in 1..4) with
  * out[r * ors + c * ocs]; every pair's instruction sequence is independent of R, C */
@@ -666,15 +678,14 @@ KINL_V void k_q4_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
         UNROLL FOR_R UNROLL FOR_C isum[r][c] = _mm512_setzero_si512();
         for (int j = 0; j < 4; j++) {
             /* lanes 0..15: scale of sub-block 2j, 16..31: 2j+1 */
-            const __m512i sidx =
-                _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * j)), 0xFFFF0000u,
-                                       (short)(2 * j + 1));
+            const __m512i sidx = _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * j)),
+                                                        0xFFFF0000u, (short)(2 * j + 1));
             __m512i q[4], s[4];
             UNROLL FOR_R
             {
                 const uint8_t *wb = w + r * ws + ib * 144 + 16 + 32 * j;
-                const __m512i raw = _mm512_broadcast_i64x4(
-                    _mm256_loadu_si256((const __m256i *)(const void *)wb));
+                const __m512i raw =
+                    _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)wb));
                 q[r] = _mm512_and_si512(_mm512_mask_srli_epi16(raw, 0xFFFF0000u, raw, 4), m4);
                 s[r] = _mm512_permutexvar_epi16(sidx, sc16[r]);
             }
@@ -727,7 +738,8 @@ KINL_V void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
             _mm_prefetch((const char *)(wb + KPF_DIST * ws + 64), _MM_HINT_T0);
             _mm_prefetch((const char *)(wb + KPF_DIST * ws + 128), _MM_HINT_T0);
             _mm_prefetch((const char *)(wb + KPF_DIST * ws + 192), _MM_HINT_T0);
-            scb[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(wb + 192)));
+            scb[r] =
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(wb + 192)));
             sc16[r] = _mm512_castsi256_si512(scb[r]);
             dw[r] = ldh32(wb + 208);
         }
@@ -769,8 +781,8 @@ KINL_V void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
             const __m256i bs = _mm256_loadu_si256((const __m256i *)(const void *)(ab + 260));
             UNROLL FOR_R
             {
-                const __m512i off = _mm512_zextsi256_si512(
-                    _mm256_slli_epi32(_mm256_madd_epi16(bs, scb[r]), 5));
+                const __m512i off =
+                    _mm512_zextsi256_si512(_mm256_slli_epi32(_mm256_madd_epi16(bs, scb[r]), 5));
                 const __m512 fi = _mm512_cvtepi32_ps(_mm512_sub_epi32(isum[r][c], off));
                 acc[r][c] = _mm512_fmadd_ps(fi, _mm512_set1_ps(dw[r] * da), acc[r][c]);
             }

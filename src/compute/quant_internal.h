@@ -39,47 +39,51 @@ void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni, boo
 
 /* kern(n, w, w_stride, a, a_stride, out, out_stride, R, C) with R, C compile-time constants */
 #define QUANT_TILE_CASE(kern, R, C)                                                                \
-    case (R - 1) * 4 + (C - 1): kern(n, w, ws, a, as, out, os, R, C); break;
+    case (R - 1) * 4 + (C - 1):                                                                    \
+        kern(n, w, ws, a, as, out, os, R, C);                                                      \
+        break;
 #define QUANT_DEFINE_DOT_TILE(TGT, name, kern)                                                     \
-    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
+    TGT static float name##_dot(int64_t n, const void *w, const void *a)                           \
     {                                                                                              \
         float o;                                                                                   \
         kern(n, (const uint8_t *)w, 0, (const uint8_t *)a, 0, &o, 0, 1, 1);                        \
         return o;                                                                                  \
     }                                                                                              \
-    TGT static void name##_tile(int64_t n, const void *vw, size_t ws, int nr, const void *va,     \
-                                size_t as, int nc, float *out, size_t os)                         \
+    TGT static void name##_tile(int64_t n, const void *vw, size_t ws, int nr, const void *va,      \
+                                size_t as, int nc, float *out, size_t os)                          \
     {                                                                                              \
         const uint8_t *w = vw, *a = va;                                                            \
         switch ((nr - 1) * 4 + (nc - 1)) {                                                         \
-            QUANT_TILE_CASE(kern, 1, 1) QUANT_TILE_CASE(kern, 1, 2) QUANT_TILE_CASE(kern, 1, 3)    \
-            QUANT_TILE_CASE(kern, 1, 4) QUANT_TILE_CASE(kern, 2, 1) QUANT_TILE_CASE(kern, 2, 2)    \
-            QUANT_TILE_CASE(kern, 2, 3) QUANT_TILE_CASE(kern, 2, 4) QUANT_TILE_CASE(kern, 3, 1)    \
-            QUANT_TILE_CASE(kern, 3, 2) QUANT_TILE_CASE(kern, 3, 3) QUANT_TILE_CASE(kern, 3, 4)    \
-            QUANT_TILE_CASE(kern, 4, 1) QUANT_TILE_CASE(kern, 4, 2) QUANT_TILE_CASE(kern, 4, 3)    \
-            QUANT_TILE_CASE(kern, 4, 4)                                                            \
-        default: break;                                                                            \
+            QUANT_TILE_CASE(kern, 1, 1)                                                            \
+            QUANT_TILE_CASE(kern, 1, 2) QUANT_TILE_CASE(kern, 1, 3) QUANT_TILE_CASE(kern, 1, 4)    \
+                QUANT_TILE_CASE(kern, 2, 1) QUANT_TILE_CASE(kern, 2, 2)                            \
+                    QUANT_TILE_CASE(kern, 2, 3) QUANT_TILE_CASE(kern, 2, 4)                        \
+                        QUANT_TILE_CASE(kern, 3, 1) QUANT_TILE_CASE(kern, 3, 2)                    \
+                            QUANT_TILE_CASE(kern, 3, 3) QUANT_TILE_CASE(kern, 3, 4)                \
+                                QUANT_TILE_CASE(kern, 4, 1) QUANT_TILE_CASE(kern, 4, 2)            \
+                                    QUANT_TILE_CASE(kern, 4, 3)                                    \
+                                        QUANT_TILE_CASE(kern, 4, 4) default : break;               \
         }                                                                                          \
     }
 
 /* vec_dot (1 x 1) and vec_dot_tile of a kernel file's name##_gemm (quant_gemm_fn): both the
  * gemm itself, so the three agree bit for bit */
 #define QUANT_DOT_TILE_FROM_GEMM(TGT, name)                                                        \
-    TGT static float name##_dot(int64_t n, const void *w, const void *a)                          \
+    TGT static float name##_dot(int64_t n, const void *w, const void *a)                           \
     {                                                                                              \
         float o;                                                                                   \
         name##_gemm(n, w, 0, 1, a, 0, 1, &o, 0, 0);                                                \
         return o;                                                                                  \
     }                                                                                              \
-    TGT static CND_MAYBE_UNUSED void name##_tile(int64_t n, const void *w, size_t ws, int nr,     \
-                                                 const void *a, size_t as, int nc, float *out,    \
-                                                 size_t os)                                       \
+    TGT static CND_MAYBE_UNUSED void name##_tile(int64_t n, const void *w, size_t ws, int nr,      \
+                                                 const void *a, size_t as, int nc, float *out,     \
+                                                 size_t os)                                        \
     {                                                                                              \
         name##_gemm(n, w, ws, nr, a, as, nc, out, os, 1);                                          \
     }
 
-#define FOR_R for (int r = 0; r < R; r++)
-#define FOR_C for (int c = 0; c < C; c++)
+#define FOR_R  for (int r = 0; r < R; r++)
+#define FOR_C  for (int c = 0; c < C; c++)
 #define UNROLL _Pragma("GCC unroll 4")
 
 #endif

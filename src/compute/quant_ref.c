@@ -26,7 +26,7 @@
 
 /* Shared with quant.c (no internal header: the prototype is repeated there). */
 
-#define QK 32
+#define QK  32
 #define QKK 256
 
 static inline void sth(uint8_t *p, float f)
@@ -546,7 +546,8 @@ static float dot_q4_1(int64_t n, const void *vw, const void *va)
     int q[32];
     for (int64_t i = 0; i < n / QK; i++, w += 20, a += 36) {
         unpack_q4_1(w, q);
-        sum += quant_ld_f16(w) * quant_ld_f16(a) * (float)idot32(q, a + 4) + quant_ld_f16(w + 2) * quant_ld_f16(a + 2);
+        sum += quant_ld_f16(w) * quant_ld_f16(a) * (float)idot32(q, a + 4) +
+               quant_ld_f16(w + 2) * quant_ld_f16(a + 2);
     }
     return sum;
 }
@@ -558,7 +559,8 @@ static float dot_q5_1(int64_t n, const void *vw, const void *va)
     int q[32];
     for (int64_t i = 0; i < n / QK; i++, w += 24, a += 36) {
         unpack_q5(w + 4, w + 8, 0, q);
-        sum += quant_ld_f16(w) * quant_ld_f16(a) * (float)idot32(q, a + 4) + quant_ld_f16(w + 2) * quant_ld_f16(a + 2);
+        sum += quant_ld_f16(w) * quant_ld_f16(a) * (float)idot32(q, a + 4) +
+               quant_ld_f16(w + 2) * quant_ld_f16(a + 2);
     }
     return sum;
 }
@@ -691,13 +693,13 @@ float quant_vec_dot_ref(enum cnd_dtype t, int64_t n, const void *w, const void *
 
 /* Tiles of the reference: every output is exactly the reference dot of its (row, col). */
 #define REF_TILE(name, dot)                                                                        \
-    static void name(int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as,       \
+    static void name(int64_t n, const void *w, size_t ws, int nr, const void *a, size_t as,        \
                      int nc, float *out, size_t os)                                                \
     {                                                                                              \
         for (int r = 0; r < nr; r++)                                                               \
             for (int c = 0; c < nc; c++)                                                           \
-                out[(size_t)r * os + (size_t)c] =                                                  \
-                    dot(n, (const uint8_t *)w + (size_t)r * ws, (const uint8_t *)a + (size_t)c * as); \
+                out[(size_t)r * os + (size_t)c] = dot(n, (const uint8_t *)w + (size_t)r * ws,      \
+                                                      (const uint8_t *)a + (size_t)c * as);        \
     }
 
 REF_TILE(tile_f32, dot_f32)
@@ -871,8 +873,8 @@ static void qw_q8_0(const float *x, uint8_t *b)
 
 /* Min/max fit of nsub sub-blocks of len values into levels 0..nq with scale/min quantized to
  * 0..smax against super-block d/dmin. Fills L (levels), ls, lm and returns d, dmin. */
-static void fit_min_k(const float *x, int nsub, int len, int nq, int smax, int *L, int *ls,
-                      int *lm, float *pd, float *pdmin)
+static void fit_min_k(const float *x, int nsub, int len, int nq, int smax, int *L, int *ls, int *lm,
+                      float *pd, float *pdmin)
 {
     float scale[16], mins[16], maxs = 0.0f, maxm = 0.0f;
     for (int s = 0; s < nsub; s++) {

@@ -126,7 +126,8 @@ static void pack_block(enum cnd_dtype t, const uint8_t *blk /* NULL: zero row */
                     uint8_t v = 0;
                     for (int i = 0; i < 4; i++) {
                         const int e = 8 * (4 * h + i) + b;
-                        v = (uint8_t)(v | ((q[e] >> 4) << (2 * i)) | ((q[e + 4] >> 4) << (2 * i + 1)));
+                        v = (uint8_t)(v | ((q[e] >> 4) << (2 * i)) |
+                                      ((q[e + 4] >> 4) << (2 * i + 1)));
                     }
                     g[2368 + 64 * h + 4 * r + b] = v;
                 }
@@ -484,8 +485,9 @@ KINL void k_groups(enum cnd_dtype t, const uint8_t *packed, size_t gbytes, size_
     switch (C) {                                                                                   \
         XCASE(call, 1)                                                                             \
         XCASE(call, 2)                                                                             \
-        XCASE(call, 3) XCASE(call, 4) XCASE(call, 5) XCASE(call, 6) XCASE(call, 7)                 \
-            XCASE(call, 8) default : break;                                                        \
+        XCASE(call, 3)                                                                             \
+        XCASE(call, 4) XCASE(call, 5) XCASE(call, 6) XCASE(call, 7) XCASE(call, 8) default         \
+            : break;                                                                               \
     }
 
 TGT static void gemm_avx512(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const uint8_t *packed,
@@ -505,12 +507,13 @@ TGT static void gemm_avx512(enum cnd_dtype t, int64_t n_in, int64_t n_rows, cons
                 if (i + j * s < n)
                     g[NG++] = g0 + i + j * s;
 #define GRP(N) k_groups(T, packed, gbytes, gb, nb, n_rows, g, act, aux, out, N)
-            TYPE_SWITCH(t, switch (NG) {
-                case 1: GRP(1); break;
-                case 2: GRP(2); break;
-                case 3: GRP(3); break;
-                default: GRP(4); break;
-            })
+            TYPE_SWITCH(
+                t, switch (NG) {
+                    case 1: GRP(1); break;
+                    case 2: GRP(2); break;
+                    case 3: GRP(3); break;
+                    default: GRP(4); break;
+                })
 #undef GRP
         }
         return;

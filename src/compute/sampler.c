@@ -172,8 +172,7 @@ int32_t sampler_sample(struct sampler *s, float *logits)
                 logits[i] = logits[i] > 0 ? logits[i] / p->repetition_penalty
                                           : logits[i] * p->repetition_penalty;
             if (s->count_output[i] > 0)
-                logits[i] -= p->frequency_penalty * (float)s->count_output[i] +
-                             p->presence_penalty;
+                logits[i] -= p->frequency_penalty * (float)s->count_output[i] + p->presence_penalty;
         }
     }
     if (p->temperature <= 0.0f)

@@ -206,9 +206,8 @@ static void engine_release_child(struct engine *e, struct request *req, int erro
         int32_t n = ps->n;
         struct request **kids = xmalloc(sizeof(*kids) * (size_t)n);
         memcpy(kids, ps->children, sizeof(*kids) * (size_t)n);
-        enum req_status st = ps->status == REQ_STATUS_FINISHED_ERROR
-                                 ? REQ_STATUS_FINISHED_ERROR
-                                 : REQ_STATUS_FINISHED_ABORTED;
+        enum req_status st = ps->status == REQ_STATUS_FINISHED_ERROR ? REQ_STATUS_FINISHED_ERROR
+                                                                     : REQ_STATUS_FINISHED_ABORTED;
         int err_status = ps->error_status;
         char err[CND_ERR_LEN];
         snprintf(err, sizeof(err), "%s", ps->error);
@@ -294,8 +293,8 @@ static void engine_add_parent(struct engine *e, struct request *parent)
         ps->children[i] = c;
     }
     scheduler_add_request(e->sched, ps->children[0]);
-    log_debug("req %s: queued, %d prompt tokens, max_tokens %d, n %d", parent->id,
-              parent->n_prompt, parent->max_tokens, n);
+    log_debug("req %s: queued, %d prompt tokens, max_tokens %d, n %d", parent->id, parent->n_prompt,
+              parent->max_tokens, n);
 }
 
 /* Child 0 has just computed the prompt: the other children share its full prompt blocks
@@ -314,8 +313,8 @@ static void engine_fork_children(struct engine *e, struct request *lead)
         kv_manager_fork_prefix(e->kvm, lead, c, n_shared);
         scheduler_add_forked(e->sched, c);
     }
-    log_debug("req %s: prompt computed, forked %d choices sharing %d blocks", parent->id,
-              ps->n - 1, n_shared);
+    log_debug("req %s: prompt computed, forked %d choices sharing %d blocks", parent->id, ps->n - 1,
+              n_shared);
 }
 
 /* ---- inbox ---- */
@@ -353,8 +352,7 @@ static void engine_emit_text(struct request *req, struct req_state *rs,
 {
     if (rs->text.len > 0 || lp || first) {
         if (req->parent)
-            request_outbox_append_choice(req->parent, req->choice, rs->text.data, rs->text.len,
-                                         lp);
+            request_outbox_append_choice(req->parent, req->choice, rs->text.data, rs->text.len, lp);
         else
             request_outbox_append(req, rs->text.data, rs->text.len, lp);
     }

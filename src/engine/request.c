@@ -270,8 +270,8 @@ bool request_outbox_take(struct request *req, struct request_outbox *taken, int 
     }
     for (int32_t i = 0; i < o->n_choices && i < taken->n_choices; i++) {
         struct request_choice *oc = &o->choices[i], *tc = &taken->choices[i];
-        outbox_swap_stream(&oc->text, &oc->logprobs, &oc->n_logprobs, &oc->cap_logprobs,
-                           &tc->text, &tc->logprobs, &tc->n_logprobs, &tc->cap_logprobs);
+        outbox_swap_stream(&oc->text, &oc->logprobs, &oc->n_logprobs, &oc->cap_logprobs, &tc->text,
+                           &tc->logprobs, &tc->n_logprobs, &tc->cap_logprobs);
         tc->finished = oc->finished;
         tc->finish_status = oc->finish_status;
         tc->n_completion_tokens = oc->n_completion_tokens;

@@ -32,8 +32,8 @@
  * head cannot be admitted while waiting requests hold such blocks, they give them back first
  * (and recompute later), so held blocks can never block the queue.
  *
- * Cancelled requests (req->cancel_requested or their parent's, set by any thread) are finished ABORTED at the start
- * of each plan, whatever their state, and reported in sched_output.aborted. */
+ * Cancelled requests (req->cancel_requested or their parent's, set by any thread) are finished
+ * ABORTED at the start of each plan, whatever their state, and reported in sched_output.aborted. */
 #include "cinder/scheduler.h"
 #include "cinder/clock.h"
 #include "cinder/kv_manager.h"
@@ -242,7 +242,7 @@ static int32_t prefill_chunk(int32_t want, int32_t *left, bool step_has_work)
 static void plan_running(struct scheduler *s, struct sched_output *out, int32_t n_snap, int pass,
                          int32_t *budget, int32_t *prefill_left, bool strict)
 {
-    for (int32_t i = 0; i < n_snap && *budget > 0; i++) {
+    for (int32_t i = 0; i<n_snap && * budget> 0; i++) {
         struct request *req = s->snapshot[i];
         if (req->status != REQ_STATUS_RUNNING)
             continue; /* preempted earlier in this step */
@@ -292,8 +292,8 @@ int scheduler_schedule(struct scheduler *s, struct sched_output *out)
     }
     const bool admissible = !list_empty(&s->waiting) && s->n_running < s->p.max_num_seqs;
     bool prefill_only = s->p.max_num_prefill_tokens > 0 &&
-                              s->n_prefill_only < SCHED_MAX_PREFILL_FIRST &&
-                              n_decoding > 0 && (n_prefilling > 0 || admissible);
+                        s->n_prefill_only < SCHED_MAX_PREFILL_FIRST && n_decoding > 0 &&
+                        (n_prefilling > 0 || admissible);
     /* with streams waiting on this step, even its first prompt chunk keeps to the cap */
     const bool strict = n_decoding > 0;
     for (int pass = prefill_only ? 1 : 0; pass < 2; pass++)

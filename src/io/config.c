@@ -96,8 +96,8 @@ static const struct config_entry config_table[] = {
     KEY("engine_stall_timeout_s", "ENGINE_STALL_TIMEOUT_S", "engine-stall-timeout-s", NULL,
         CONFIG_TYPE_INT, "120", NULL, 0, 86400, OFF(engine_stall_timeout_s),
         "seconds without engine progress before /health fails; 0 = never"),
-    KEY("random_weights", "RANDOM_WEIGHTS", "random-weights", NULL, CONFIG_TYPE_STRING, "", NULL,
-        0, 0, OFF(random_weights),
+    KEY("random_weights", "RANDOM_WEIGHTS", "random-weights", NULL, CONFIG_TYPE_STRING, "", NULL, 0,
+        0, OFF(random_weights),
         "benchmark: serve a seeded random-weight model of this preset (tiny, mid, llama3-8b, "
         "qwen2.5-7b) with weight_type weights instead of a model file"),
     KEY("weight_type", "WEIGHT_TYPE", "weight-type", NULL, CONFIG_TYPE_ENUM, "f16",

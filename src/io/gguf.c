@@ -3,9 +3,9 @@
  *
  * Layout (v2 and v3 are the same little-endian layout; v1's 32-bit counts are not supported):
  *   "GGUF" u32 version, u64 n_tensors, u64 n_kv,
- *   n_kv x { string key, u32 type, value },   string = u64 len + bytes, array = u32 type, u64 n, n x value
- *   n_tensors x { string name, u32 n_dims, u64 ne[n_dims], u32 type, u64 offset },
- *   padding to general.alignment (default 32), then the data section.
+ *   n_kv x { string key, u32 type, value },   string = u64 len + bytes, array = u32 type, u64 n, n
+ * x value n_tensors x { string name, u32 n_dims, u64 ne[n_dims], u32 type, u64 offset }, padding to
+ * general.alignment (default 32), then the data section.
  *
  * The file is untrusted: every length is checked against the bytes left before it is used, and
  * every count against the smallest size its items could take, so a lying header can neither
@@ -22,12 +22,12 @@
 
 struct gguf_kv {
     char *key;
-    uint64_t key_off;         /* absolute offset of the key's length, for messages */
+    uint64_t key_off; /* absolute offset of the key's length, for messages */
     enum gguf_type type;
-    uint64_t value_off;       /* absolute offset of the value (for arrays: of the first element) */
-    enum gguf_type arr_type;  /* arrays only */
-    uint64_t arr_n;           /* arrays only */
-    uint64_t *arr_str_off;    /* string arrays only: absolute offset of each element's length */
+    uint64_t value_off;      /* absolute offset of the value (for arrays: of the first element) */
+    enum gguf_type arr_type; /* arrays only */
+    uint64_t arr_n;          /* arrays only */
+    uint64_t *arr_str_off;   /* string arrays only: absolute offset of each element's length */
 };
 
 struct gguf_file {
@@ -42,9 +42,9 @@ struct gguf_file {
 };
 
 static const size_t gguf_type_size[GGUF_TYPE_COUNT] = {
-    [GGUF_TYPE_UINT8] = 1, [GGUF_TYPE_INT8] = 1,    [GGUF_TYPE_UINT16] = 2,  [GGUF_TYPE_INT16] = 2,
-    [GGUF_TYPE_UINT32] = 4, [GGUF_TYPE_INT32] = 4,  [GGUF_TYPE_FLOAT32] = 4, [GGUF_TYPE_BOOL] = 1,
-    [GGUF_TYPE_STRING] = 0, [GGUF_TYPE_ARRAY] = 0,  [GGUF_TYPE_UINT64] = 8,  [GGUF_TYPE_INT64] = 8,
+    [GGUF_TYPE_UINT8] = 1,   [GGUF_TYPE_INT8] = 1,  [GGUF_TYPE_UINT16] = 2,  [GGUF_TYPE_INT16] = 2,
+    [GGUF_TYPE_UINT32] = 4,  [GGUF_TYPE_INT32] = 4, [GGUF_TYPE_FLOAT32] = 4, [GGUF_TYPE_BOOL] = 1,
+    [GGUF_TYPE_STRING] = 0,  [GGUF_TYPE_ARRAY] = 0, [GGUF_TYPE_UINT64] = 8,  [GGUF_TYPE_INT64] = 8,
     [GGUF_TYPE_FLOAT64] = 8,
 };
 
@@ -107,8 +107,7 @@ static int rd_str(struct rd *r, uint64_t *off, uint64_t *len)
         return CND_EFORMAT;
     if (*len > r->size - r->pos) {
         char why[96];
-        snprintf(why, sizeof(why), "string length %" PRIu64 " runs past the end of the file",
-                 *len);
+        snprintf(why, sizeof(why), "string length %" PRIu64 " runs past the end of the file", *len);
         return rd_fail(r, at, why);
     }
     *off = r->pos;
@@ -261,7 +260,8 @@ static int gguf_read_tensor_info(struct gguf_file *g, struct rd *r, int64_t i)
     int64_t bs = dtype_block_size(ti->type);
     if (ti->ne[0] % bs != 0) {
         char why[96];
-        snprintf(why, sizeof(why), "row length %" PRId64 " is not a multiple of the %s block (%" PRId64 ")",
+        snprintf(why, sizeof(why),
+                 "row length %" PRId64 " is not a multiple of the %s block (%" PRId64 ")",
                  ti->ne[0], dtype_name(ti->type), bs);
         return rd_fail(r, at, why);
     }
@@ -364,7 +364,8 @@ static int gguf_parse(struct gguf_file *g, char *err)
         for (int64_t i = 1; i < g->n_kv && rc == 0; i++) {
             if (strcmp(keys[i - 1]->key, keys[i]->key) == 0) {
                 /* report the later of the two */
-                const struct gguf_kv *dup = keys[i]->key_off > keys[i - 1]->key_off ? keys[i] : keys[i - 1];
+                const struct gguf_kv *dup =
+                    keys[i]->key_off > keys[i - 1]->key_off ? keys[i] : keys[i - 1];
                 RD_FIELD(&r, "key '%.60s'", dup->key);
                 rc = rd_fail(&r, dup->key_off, "duplicate key");
             }
@@ -429,15 +430,18 @@ static int gguf_parse(struct gguf_file *g, char *err)
         struct gguf_tensor_info *ti = order[i];
         RD_FIELD(&r, "tensor '%.60s'.offset", ti->name);
         /* messages point at the tensor info's offset field (the name holds no NUL) */
-        uint64_t field_at = info_off[ti - g->tensors] + 8 + strlen(ti->name) + 4 + 8 * ti->n_dims + 4;
+        uint64_t field_at =
+            info_off[ti - g->tensors] + 8 + strlen(ti->name) + 4 + 8 * ti->n_dims + 4;
         char why[160];
         if (ti->offset % g->alignment != 0) {
-            snprintf(why, sizeof(why), "data offset %" PRIu64 " is not a multiple of the alignment %" PRIu32,
+            snprintf(why, sizeof(why),
+                     "data offset %" PRIu64 " is not a multiple of the alignment %" PRIu32,
                      ti->offset, g->alignment);
             rc = rd_fail(&r, field_at, why);
         } else if (ti->offset > data_size || ti->size_bytes > data_size - ti->offset) {
             snprintf(why, sizeof(why),
-                     "%" PRIu64 " bytes of data at data offset %" PRIu64 " run past the end of the file",
+                     "%" PRIu64 " bytes of data at data offset %" PRIu64
+                     " run past the end of the file",
                      ti->size_bytes, ti->offset);
             rc = rd_fail(&r, field_at, why);
         } else if (ti->size_bytes > 0 && last && ti->offset < end_max) {
@@ -571,8 +575,8 @@ uint64_t gguf_kv_arr_n(const struct gguf_file *g, int64_t i)
 }
 
 /* Read a scalar of type t at absolute offset off (already bounds-checked at open). */
-static bool gguf_scalar_at(const struct gguf_file *g, enum gguf_type t, uint64_t off,
-                           int64_t *iv, double *fv)
+static bool gguf_scalar_at(const struct gguf_file *g, enum gguf_type t, uint64_t off, int64_t *iv,
+                           double *fv)
 {
     const uint8_t *p = g->mf.data + off;
     union {
@@ -588,12 +592,37 @@ static bool gguf_scalar_at(const struct gguf_file *g, enum gguf_type t, uint64_t
         double f64;
     } v;
     switch (t) {
-    case GGUF_TYPE_UINT8: case GGUF_TYPE_BOOL: memcpy(&v.u8, p, 1); *iv = v.u8; *fv = v.u8; return true;
-    case GGUF_TYPE_INT8: memcpy(&v.i8, p, 1); *iv = v.i8; *fv = v.i8; return true;
-    case GGUF_TYPE_UINT16: memcpy(&v.u16, p, 2); *iv = v.u16; *fv = v.u16; return true;
-    case GGUF_TYPE_INT16: memcpy(&v.i16, p, 2); *iv = v.i16; *fv = v.i16; return true;
-    case GGUF_TYPE_UINT32: memcpy(&v.u32, p, 4); *iv = v.u32; *fv = v.u32; return true;
-    case GGUF_TYPE_INT32: memcpy(&v.i32, p, 4); *iv = v.i32; *fv = v.i32; return true;
+    case GGUF_TYPE_UINT8:
+    case GGUF_TYPE_BOOL:
+        memcpy(&v.u8, p, 1);
+        *iv = v.u8;
+        *fv = v.u8;
+        return true;
+    case GGUF_TYPE_INT8:
+        memcpy(&v.i8, p, 1);
+        *iv = v.i8;
+        *fv = v.i8;
+        return true;
+    case GGUF_TYPE_UINT16:
+        memcpy(&v.u16, p, 2);
+        *iv = v.u16;
+        *fv = v.u16;
+        return true;
+    case GGUF_TYPE_INT16:
+        memcpy(&v.i16, p, 2);
+        *iv = v.i16;
+        *fv = v.i16;
+        return true;
+    case GGUF_TYPE_UINT32:
+        memcpy(&v.u32, p, 4);
+        *iv = v.u32;
+        *fv = v.u32;
+        return true;
+    case GGUF_TYPE_INT32:
+        memcpy(&v.i32, p, 4);
+        *iv = v.i32;
+        *fv = v.i32;
+        return true;
     case GGUF_TYPE_FLOAT32: /* NaN or out of range converts to 0, not to undefined behaviour */
         memcpy(&v.f32, p, 4);
         *fv = v.f32;
@@ -604,7 +633,11 @@ static bool gguf_scalar_at(const struct gguf_file *g, enum gguf_type t, uint64_t
         *iv = v.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v.u64;
         *fv = (double)v.u64;
         return true;
-    case GGUF_TYPE_INT64: memcpy(&v.i64, p, 8); *iv = v.i64; *fv = (double)v.i64; return true;
+    case GGUF_TYPE_INT64:
+        memcpy(&v.i64, p, 8);
+        *iv = v.i64;
+        *fv = (double)v.i64;
+        return true;
     case GGUF_TYPE_FLOAT64:
         memcpy(&v.f64, p, 8);
         *fv = v.f64;

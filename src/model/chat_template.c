@@ -56,8 +56,8 @@ static bool text_parts(const cJSON *content, struct buf *b)
         }
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
-        if (!cJSON_IsObject(part) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0
-            || !cJSON_IsString(text))
+        if (!cJSON_IsObject(part) || !cJSON_IsString(type) ||
+            strcmp(type->valuestring, "text") != 0 || !cJSON_IsString(text))
             return false;
         buf_append_str(b, text->valuestring);
     }

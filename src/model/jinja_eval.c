@@ -47,7 +47,8 @@ struct args {
     size_t nkw;
 };
 
-static int fail(struct ctx *c, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct ctx *c, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(struct ctx *c, int line, const char *fmt, ...)
 {
     if (!c->failed) {
@@ -182,8 +183,9 @@ static struct jval str_case(struct ctx *c, struct jval s, int mode)
     bool boundary = true;
     for (size_t i = 0; i < s.u.s.n; i++) {
         char ch = s.u.s.p[i];
-        bool up = mode == CASE_UPPER || ((mode == CASE_TITLE || mode == CASE_PYTITLE) && boundary)
-                  || (mode == CASE_CAP && i == 0);
+        bool up = mode == CASE_UPPER ||
+                  ((mode == CASE_TITLE || mode == CASE_PYTITLE) && boundary) ||
+                  (mode == CASE_CAP && i == 0);
         if (up && ch >= 'a' && ch <= 'z')
             ch = (char)(ch - 32);
         else if (!up && mode != CASE_UPPER && ch >= 'A' && ch <= 'Z')
@@ -414,8 +416,8 @@ static int contains(struct ctx *c, int line, struct jval hay, struct jval needle
         if (needle.t != JT_STR)
             return fail(c, line, "'in <string>' requires string as left operand, not %s",
                         jv_type_name(needle));
-        *out = needle.u.s.n == 0 ||
-               memmem(hay.u.s.p, hay.u.s.n, needle.u.s.p, needle.u.s.n) != NULL;
+        *out =
+            needle.u.s.n == 0 || memmem(hay.u.s.p, hay.u.s.n, needle.u.s.p, needle.u.s.n) != NULL;
         return 0;
     case JT_LIST:
         *out = false;
@@ -667,7 +669,9 @@ static int percent_format(struct ctx *c, int line, struct jval fmt, struct jval 
             jv_repr(&b, a);
         else if (f == 'd' || f == 'i')
             buf_appendf(&b, "%lld",
-                        (long long)(a.t == JT_FLOAT ? (int64_t)a.u.f : a.t == JT_INT ? a.u.i : 0));
+                        (long long)(a.t == JT_FLOAT ? (int64_t)a.u.f
+                                    : a.t == JT_INT ? a.u.i
+                                                    : 0));
         else if (f == 'f')
             buf_appendf(&b, "%f", a.t == JT_FLOAT ? a.u.f : a.t == JT_INT ? (double)a.u.i : 0.0);
         else {
@@ -835,8 +839,8 @@ static int call_method(struct ctx *c, int line, struct jval o, const char *m, si
                 i = e + 1;
             }
             *out = jv_list(l);
-        } else if (M("isdigit") || M("isalpha") || M("isalnum") || M("isspace") || M("islower")
-                   || M("isupper")) {
+        } else if (M("isdigit") || M("isalpha") || M("isalnum") || M("isspace") || M("islower") ||
+                   M("isupper")) {
             bool r = o.u.s.n > 0, any_cased = false;
             for (size_t i = 0; i < o.u.s.n; i++) {
                 char ch = o.u.s.p[i];
@@ -1185,9 +1189,14 @@ static int apply_test(struct ctx *c, int line, const char *name, size_t nn, stru
             return fail(c, line, "'in' test takes an argument");
         return contains(c, line, *a0, v, out);
     } else {
-        int cmp = T("equalto") || T("eq") || T("==") ? 1 : T("ne") || T("!=") ? 2
-                  : T("lt") || T("lessthan") ? 3 : T("le") ? 4 : T("gt") || T("greaterthan") ? 5
-                  : T("ge") ? 6 : T("sameas") ? 7 : 0;
+        int cmp = T("equalto") || T("eq") || T("==") ? 1
+                  : T("ne") || T("!=")               ? 2
+                  : T("lt") || T("lessthan")         ? 3
+                  : T("le")                          ? 4
+                  : T("gt") || T("greaterthan")      ? 5
+                  : T("ge")                          ? 6
+                  : T("sameas")                      ? 7
+                                                     : 0;
         if (!cmp)
             return fail(c, line, "unknown test '%.*s'", (int)nn, name);
         if (!a0)
@@ -1195,8 +1204,8 @@ static int apply_test(struct ctx *c, int line, const char *name, size_t nn, stru
         if (cmp == 1 || cmp == 2) {
             *out = jv_equal(v, *a0) == (cmp == 1);
         } else if (cmp == 7) {
-            *out = v.t == a0->t && jv_equal(v, *a0) &&
-                   (v.t != JT_LIST || v.u.l == a0->u.l) && (v.t != JT_DICT || v.u.d == a0->u.d);
+            *out = v.t == a0->t && jv_equal(v, *a0) && (v.t != JT_LIST || v.u.l == a0->u.l) &&
+                   (v.t != JT_DICT || v.u.d == a0->u.d);
         } else {
             bool ok;
             int r = jv_compare(v, *a0, false, &ok);
@@ -1213,8 +1222,8 @@ static int apply_test(struct ctx *c, int line, const char *name, size_t nn, stru
 /* ---- filters ---- */
 
 /* select/reject/selectattr/rejectattr: args after the attribute name: test name + test args */
-static int select_filter(struct ctx *c, int line, struct jval v, const struct args *a,
-                         bool by_attr, bool keep, struct jval *out)
+static int select_filter(struct ctx *c, int line, struct jval v, const struct args *a, bool by_attr,
+                         bool keep, struct jval *out)
 {
     struct jlist *l;
     if (to_list(c, line, v, &l))
@@ -1296,8 +1305,11 @@ static int apply_filter(struct ctx *c, int line, const char *name, size_t nn, st
         default: return fail(c, line, "object of type '%s' has no len()", jv_type_name(v));
         }
     } else if (F("upper") || F("lower") || F("title") || F("capitalize")) {
-        *out = str_case(c, as_str(c, v), F("upper") ? CASE_UPPER : F("lower") ? CASE_LOWER
-                                         : F("title") ? CASE_TITLE : CASE_CAP);
+        *out = str_case(c, as_str(c, v),
+                        F("upper")   ? CASE_UPPER
+                        : F("lower") ? CASE_LOWER
+                        : F("title") ? CASE_TITLE
+                                     : CASE_CAP);
     } else if (F("default") || F("d")) {
         struct jval *def = argget(a, 0, "default_value");
         struct jval *boolean = argget(a, 1, "boolean");
@@ -1486,8 +1498,12 @@ static int apply_filter(struct ctx *c, int line, const char *name, size_t nn, st
         buf_init(&b);
         for (size_t i = 0; i < s.u.s.n; i++) {
             char ch = s.u.s.p[i];
-            const char *rep = ch == '&' ? "&amp;" : ch == '<' ? "&lt;" : ch == '>' ? "&gt;"
-                              : ch == '"' ? "&#34;" : ch == '\'' ? "&#39;" : NULL;
+            const char *rep = ch == '&'    ? "&amp;"
+                              : ch == '<'  ? "&lt;"
+                              : ch == '>'  ? "&gt;"
+                              : ch == '"'  ? "&#34;"
+                              : ch == '\'' ? "&#39;"
+                                           : NULL;
             if (rep)
                 buf_append_str(&b, rep);
             else
@@ -1578,8 +1594,7 @@ static int apply_filter(struct ctx *c, int line, const char *name, size_t nn, st
             for (size_t i = 0; i < l->n; i++) {
                 struct jval x = attr ? attr_path(l->v[i], *attr) : l->v[i];
                 bool ok;
-                if (best.t == JT_UNDEF ||
-                    (jv_compare(x, best, true, &ok) < 0) == (bool)F("min"))
+                if (best.t == JT_UNDEF || (jv_compare(x, best, true, &ok) < 0) == (bool)F("min"))
                     if (best.t == JT_UNDEF || jv_compare(x, best, true, &ok) != 0)
                         best = x;
             }
@@ -1745,8 +1760,8 @@ static int arith(struct ctx *c, int line, int op, struct jval x, struct jval y, 
         *out = jv_list(l);
         return 0;
     }
-    if (op == JOP_MUL && (x.t == JT_INT || y.t == JT_INT) && (x.t == JT_STR || y.t == JT_STR ||
-                                                              x.t == JT_LIST || y.t == JT_LIST)) {
+    if (op == JOP_MUL && (x.t == JT_INT || y.t == JT_INT) &&
+        (x.t == JT_STR || y.t == JT_STR || x.t == JT_LIST || y.t == JT_LIST)) {
         struct jval s = x.t == JT_INT ? y : x;
         int64_t k = x.t == JT_INT ? x.u.i : y.u.i;
         if (k < 0)
@@ -1834,8 +1849,8 @@ static int eval(struct ctx *c, const struct jnode *n, struct jval *out)
                 return r < 0 ? -1 : 0;
             struct jval fn = get_attr(o, callee->name, callee->name_n);
             char what[64];
-            snprintf(what, sizeof(what), "%s.%.*s", jv_type_name(o), (int)CND_MIN(callee->name_n, 40u),
-                     callee->name);
+            snprintf(what, sizeof(what), "%s.%.*s", jv_type_name(o),
+                     (int)CND_MIN(callee->name_n, 40u), callee->name);
             return call_value(c, n->line, fn, &a, what, out);
         }
         struct jval fn;
@@ -1895,8 +1910,10 @@ static int eval(struct ctx *c, const struct jnode *n, struct jval *out)
             if (!ok)
                 return fail(c, n->line, "cannot compare %s with %s", jv_type_name(x),
                             jv_type_name(y));
-            *out = jv_bool(n->op == JOP_LT ? r < 0 : n->op == JOP_GT ? r > 0
-                           : n->op == JOP_LE ? r <= 0 : r >= 0);
+            *out = jv_bool(n->op == JOP_LT   ? r < 0
+                           : n->op == JOP_GT ? r > 0
+                           : n->op == JOP_LE ? r <= 0
+                                             : r >= 0);
             return 0;
         }
         case JOP_IN:
@@ -2018,8 +2035,20 @@ static int assign_targets(struct ctx *c, int line, const struct jnodes *targets,
     return 0;
 }
 
-enum { LP_INDEX, LP_INDEX0, LP_REVINDEX, LP_REVINDEX0, LP_FIRST, LP_LAST, LP_LENGTH, LP_PREV,
-       LP_NEXT, LP_DEPTH, LP_DEPTH0, LP_N };
+enum {
+    LP_INDEX,
+    LP_INDEX0,
+    LP_REVINDEX,
+    LP_REVINDEX0,
+    LP_FIRST,
+    LP_LAST,
+    LP_LENGTH,
+    LP_PREV,
+    LP_NEXT,
+    LP_DEPTH,
+    LP_DEPTH0,
+    LP_N
+};
 
 static int exec_for(struct ctx *c, const struct jnode *n)
 {
@@ -2049,9 +2078,9 @@ static int exec_for(struct ctx *c, const struct jnode *n)
         count = k;
     }
     struct jdict *loop = jd_new(c->a);
-    static const char *const lnames[LP_N] = {"index", "index0", "revindex", "revindex0",
-                                             "first", "last", "length", "previtem", "nextitem",
-                                             "depth", "depth0"};
+    static const char *const lnames[LP_N] = {"index",    "index0", "revindex", "revindex0",
+                                             "first",    "last",   "length",   "previtem",
+                                             "nextitem", "depth",  "depth0"};
     for (int i = 0; i < LP_N; i++)
         jd_set(c->a, loop, jv_str(lnames[i], strlen(lnames[i])), jv_none());
     jd_set(c->a, f.vars, jv_str("loop", 4), jv_dict(loop));

@@ -64,11 +64,31 @@ struct jdict {
     size_t src_n;
 };
 
-static inline struct jval jv_undef(void) { struct jval v = {.t = JT_UNDEF}; return v; }
-static inline struct jval jv_none(void) { struct jval v = {.t = JT_NONE}; return v; }
-static inline struct jval jv_bool(bool b) { struct jval v = {.t = JT_BOOL, .u.b = b}; return v; }
-static inline struct jval jv_int(int64_t i) { struct jval v = {.t = JT_INT, .u.i = i}; return v; }
-static inline struct jval jv_float(double f) { struct jval v = {.t = JT_FLOAT, .u.f = f}; return v; }
+static inline struct jval jv_undef(void)
+{
+    struct jval v = {.t = JT_UNDEF};
+    return v;
+}
+static inline struct jval jv_none(void)
+{
+    struct jval v = {.t = JT_NONE};
+    return v;
+}
+static inline struct jval jv_bool(bool b)
+{
+    struct jval v = {.t = JT_BOOL, .u.b = b};
+    return v;
+}
+static inline struct jval jv_int(int64_t i)
+{
+    struct jval v = {.t = JT_INT, .u.i = i};
+    return v;
+}
+static inline struct jval jv_float(double f)
+{
+    struct jval v = {.t = JT_FLOAT, .u.f = f};
+    return v;
+}
 static inline struct jval jv_str(const char *p, size_t n)
 {
     struct jval v = {.t = JT_STR};
@@ -109,16 +129,56 @@ size_t utf8_offset(const char *p, size_t n, size_t ci);
 /* ---- AST ---- */
 enum jnkind {
     /* expressions */
-    JN_LIT, JN_NAME, JN_ATTR, JN_ITEM, JN_SLICE, JN_CALL, JN_FILTER, JN_TEST, JN_BIN, JN_NOT,
-    JN_NEG, JN_POS, JN_AND, JN_OR, JN_COND, JN_LIST, JN_DICT, JN_KW,
+    JN_LIT,
+    JN_NAME,
+    JN_ATTR,
+    JN_ITEM,
+    JN_SLICE,
+    JN_CALL,
+    JN_FILTER,
+    JN_TEST,
+    JN_BIN,
+    JN_NOT,
+    JN_NEG,
+    JN_POS,
+    JN_AND,
+    JN_OR,
+    JN_COND,
+    JN_LIST,
+    JN_DICT,
+    JN_KW,
     /* statements */
-    JN_TEXT, JN_OUT, JN_IF, JN_FOR, JN_SET, JN_SETBLOCK, JN_MACRO, JN_FILTERBLOCK, JN_BREAK,
-    JN_CONTINUE, JN_DO, JN_SEQ,
+    JN_TEXT,
+    JN_OUT,
+    JN_IF,
+    JN_FOR,
+    JN_SET,
+    JN_SETBLOCK,
+    JN_MACRO,
+    JN_FILTERBLOCK,
+    JN_BREAK,
+    JN_CONTINUE,
+    JN_DO,
+    JN_SEQ,
 };
 
 enum jop {
-    JOP_ADD = 1, JOP_SUB, JOP_MUL, JOP_DIV, JOP_FLOORDIV, JOP_MOD, JOP_POW, JOP_CONCAT, JOP_EQ,
-    JOP_NE, JOP_LT, JOP_GT, JOP_LE, JOP_GE, JOP_IN, JOP_NOTIN,
+    JOP_ADD = 1,
+    JOP_SUB,
+    JOP_MUL,
+    JOP_DIV,
+    JOP_FLOORDIV,
+    JOP_MOD,
+    JOP_POW,
+    JOP_CONCAT,
+    JOP_EQ,
+    JOP_NE,
+    JOP_LT,
+    JOP_GT,
+    JOP_LE,
+    JOP_GE,
+    JOP_IN,
+    JOP_NOTIN,
 };
 
 struct jnodes {

@@ -14,8 +14,17 @@
 #include <string.h>
 
 enum tk {
-    TK_EOF, TK_TEXT, TK_VAR_BEGIN, TK_VAR_END, TK_BLOCK_BEGIN, TK_BLOCK_END,
-    TK_NAME, TK_STRING, TK_INT, TK_FLOAT, TK_OP,
+    TK_EOF,
+    TK_TEXT,
+    TK_VAR_BEGIN,
+    TK_VAR_END,
+    TK_BLOCK_BEGIN,
+    TK_BLOCK_END,
+    TK_NAME,
+    TK_STRING,
+    TK_INT,
+    TK_FLOAT,
+    TK_OP,
 };
 
 struct tok {
@@ -221,8 +230,8 @@ static bool lex_tag(struct parser *p, const char *s, size_t n, size_t *i, int *l
                 *strip_after = strip;
                 *plus = pl;
                 *i = m + 2;
-                push_tok(p, (struct tok){.t = kind == '{' ? TK_VAR_END : TK_BLOCK_END,
-                                         .line = *line});
+                push_tok(p,
+                         (struct tok){.t = kind == '{' ? TK_VAR_END : TK_BLOCK_END, .line = *line});
                 return true;
             }
         }
@@ -567,8 +576,8 @@ static bool starts_primary(struct parser *p)
     if (t->t == TK_OP)
         return tok_is(t, TK_OP, "(") || tok_is(t, TK_OP, "[") || tok_is(t, TK_OP, "{");
     if (t->t == TK_NAME) {
-        static const char *kw[] = {"else", "or", "and", "if", "in", "is", "not", "for",
-                                   "recursive"};
+        static const char *kw[] = {"else", "or",  "and", "if",       "in",
+                                   "is",   "not", "for", "recursive"};
         for (size_t i = 0; i < ARRAY_SIZE(kw); i++)
             if (tok_is(t, TK_NAME, kw[i]))
                 return false;
@@ -822,8 +831,11 @@ static struct jnode *parse_math2(struct parser *p)
 {
     struct jnode *n = parse_pow(p);
     for (;;) {
-        int op = at_op(p, "*") ? JOP_MUL : at_op(p, "/") ? JOP_DIV : at_op(p, "//") ? JOP_FLOORDIV
-                 : at_op(p, "%") ? JOP_MOD : 0;
+        int op = at_op(p, "*")    ? JOP_MUL
+                 : at_op(p, "/")  ? JOP_DIV
+                 : at_op(p, "//") ? JOP_FLOORDIV
+                 : at_op(p, "%")  ? JOP_MOD
+                                  : 0;
         if (!n || !op)
             return n;
         int line = cur(p)->line;
@@ -863,9 +875,14 @@ static struct jnode *parse_compare(struct parser *p)
         if (!n)
             return NULL;
         int line = cur(p)->line;
-        int op = at_op(p, "==") ? JOP_EQ : at_op(p, "!=") ? JOP_NE : at_op(p, "<") ? JOP_LT
-                 : at_op(p, ">") ? JOP_GT : at_op(p, "<=") ? JOP_LE : at_op(p, ">=") ? JOP_GE
-                 : at_name(p, "in") ? JOP_IN : 0;
+        int op = at_op(p, "==")     ? JOP_EQ
+                 : at_op(p, "!=")   ? JOP_NE
+                 : at_op(p, "<")    ? JOP_LT
+                 : at_op(p, ">")    ? JOP_GT
+                 : at_op(p, "<=")   ? JOP_LE
+                 : at_op(p, ">=")   ? JOP_GE
+                 : at_name(p, "in") ? JOP_IN
+                                    : 0;
         if (op) {
             advance(p);
         } else if (at_name(p, "not") && tok_is(peek_at(p, 1), TK_NAME, "in")) {
@@ -1224,8 +1241,7 @@ static bool parse_body(struct parser *p, struct jnodes *body, const char *const 
                 for (const char *const *s = stops; *s; s++)
                     if (strncmp(*s, "end", 3) == 0)
                         snprintf(msg, sizeof(msg),
-                                 "missing '{%% %s %%}' for block opened at line %d", *s,
-                                 open_line);
+                                 "missing '{%% %s %%}' for block opened at line %d", *s, open_line);
                 perr(p, t->line, "%s", msg);
                 return false;
             }
@@ -1261,9 +1277,9 @@ static bool parse_body(struct parser *p, struct jnodes *body, const char *const 
                         }
                     }
                 }
-                static const char *const enders[] = {"endif", "endfor", "elif", "else",
-                                                     "endset", "endmacro", "endfilter",
-                                                     "endgeneration", "endcall", "endraw"};
+                static const char *const enders[] = {
+                    "endif",    "endfor",    "elif",          "else",    "endset",
+                    "endmacro", "endfilter", "endgeneration", "endcall", "endraw"};
                 for (size_t i = 0; i < ARRAY_SIZE(enders); i++) {
                     if (tok_is(kw, TK_NAME, enders[i])) {
                         perr(p, kw->line, "unexpected '%s'", enders[i]);

@@ -440,8 +440,8 @@ void jv_to_str(struct buf *b, struct jval v)
 
 const char *jv_type_name(struct jval v)
 {
-    static const char *names[] = {"undefined", "none", "bool", "int", "float",
-                                  "str", "list", "dict", "function"};
+    static const char *names[] = {"undefined", "none", "bool", "int",     "float",
+                                  "str",       "list", "dict", "function"};
     return names[v.t];
 }
 

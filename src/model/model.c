@@ -26,8 +26,7 @@ const char *model_arch_name(enum model_arch arch)
     return (unsigned)arch < ARRAY_SIZE(model_arch_names) ? model_arch_names[arch] : "?";
 }
 
-static int64_t kv_i64(const struct gguf_file *g, const char *arch, const char *suffix,
-                      int64_t dflt)
+static int64_t kv_i64(const struct gguf_file *g, const char *arch, const char *suffix, int64_t dflt)
 {
     char key[128];
     snprintf(key, sizeof(key), "%s.%s", arch, suffix);
@@ -114,9 +113,9 @@ static int model_read_hparams(struct model *m, char *err)
     hp->n_head = (int32_t)kv_i64(g, arch, "attention.head_count", 0);
     hp->n_head_kv = (int32_t)kv_i64(g, arch, "attention.head_count_kv", hp->n_head);
     hp->n_ctx_train = (int32_t)kv_i64(g, arch, "context_length", 2048);
-    hp->head_dim = hp->n_head > 0 ? (int32_t)kv_i64(g, arch, "attention.key_length",
-                                                    hp->n_embd / hp->n_head)
-                                  : 0;
+    hp->head_dim = hp->n_head > 0
+                       ? (int32_t)kv_i64(g, arch, "attention.key_length", hp->n_embd / hp->n_head)
+                       : 0;
     int32_t v_len = (int32_t)kv_i64(g, arch, "attention.value_length", hp->head_dim);
     hp->n_rot = (int32_t)kv_i64(g, arch, "rope.dimension_count", hp->head_dim);
     hp->rope_freq_base = (float)kv_f64(g, arch, "rope.freq_base", 10000.0);
@@ -142,8 +141,8 @@ static int model_read_hparams(struct model *m, char *err)
     hp->rope_type = hp->arch == MODEL_ARCH_LLAMA ? ROPE_TYPE_NORM : ROPE_TYPE_NEOX;
     free(arch);
     if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
-        hp->n_ff <= 0 || hp->head_dim <= 0 || hp->n_head % hp->n_head_kv != 0 ||
-        hp->n_rot <= 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0 || v_len != hp->head_dim ||
+        hp->n_ff <= 0 || hp->head_dim <= 0 || hp->n_head % hp->n_head_kv != 0 || hp->n_rot <= 0 ||
+        hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0 || v_len != hp->head_dim ||
         hp->n_layer > 4096 || hp->n_head > 4096) {
         err_set(err,
                 "%s: inconsistent hyper-parameters (n_embd %d, n_ff %d, n_layer %d, n_head %d, "

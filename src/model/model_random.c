@@ -125,8 +125,8 @@ static struct tokenizer *random_tokenizer(int32_t n_vocab, char *err)
     gw_u32(&b, GGUF_TYPE_INT32);
     gw_u64(&b, (uint64_t)n_vocab);
     for (int32_t i = 0; i < n_vocab; i++) {
-        int32_t t = i == 0 ? TOKEN_TYPE_UNKNOWN
-                    : i < 3 ? TOKEN_TYPE_CONTROL
+        int32_t t = i == 0    ? TOKEN_TYPE_UNKNOWN
+                    : i < 3   ? TOKEN_TYPE_CONTROL
                     : i < 259 ? TOKEN_TYPE_BYTE
                               : TOKEN_TYPE_NORMAL;
         buf_append(&b, &t, 4);
@@ -155,8 +155,8 @@ struct random_alloc {
 };
 
 static void random_matrix(struct model *m, struct random_alloc *ra, struct tensor *t,
-                          enum cnd_dtype type, int64_t ne0, int64_t ne1, float scale,
-                          uint64_t *rng, float *row)
+                          enum cnd_dtype type, int64_t ne0, int64_t ne1, float scale, uint64_t *rng,
+                          float *row)
 {
     memset(t, 0, sizeof(*t));
     t->dtype = type;
@@ -228,14 +228,11 @@ struct model *model_create_random(const char *preset, enum cnd_dtype wtype, uint
     hp->rms_eps = p->rms_eps;
     int64_t n_q = hd * p->n_head, n_kv = hd * p->n_head_kv;
     bool bias = p->arch == MODEL_ARCH_QWEN2;
-    size_t per_layer = random_size(CND_DTYPE_F32, p->n_embd, 1) * 2 +
-                       random_size(wtype, p->n_embd, n_q) * 2 +
-                       random_size(wtype, p->n_embd, n_kv) * 2 +
-                       random_size(wtype, p->n_embd, p->n_ff) * 2 +
-                       random_size(wtype, p->n_ff, p->n_embd) +
-                       (bias ? random_size(CND_DTYPE_F32, n_q, 1) +
-                                   2 * random_size(CND_DTYPE_F32, n_kv, 1)
-                             : 0);
+    size_t per_layer =
+        random_size(CND_DTYPE_F32, p->n_embd, 1) * 2 + random_size(wtype, p->n_embd, n_q) * 2 +
+        random_size(wtype, p->n_embd, n_kv) * 2 + random_size(wtype, p->n_embd, p->n_ff) * 2 +
+        random_size(wtype, p->n_ff, p->n_embd) +
+        (bias ? random_size(CND_DTYPE_F32, n_q, 1) + 2 * random_size(CND_DTYPE_F32, n_kv, 1) : 0);
     size_t total = per_layer * (size_t)p->n_layer + random_size(wtype, p->n_embd, p->n_vocab) * 2 +
                    random_size(CND_DTYPE_F32, p->n_embd, 1);
     struct random_alloc ra = {0};

@@ -18,25 +18,25 @@
 enum tok_kind { TOK_KIND_SPM, TOK_KIND_BPE };
 
 struct vocab_slot {
-    int32_t id;    /* -1: empty */
-    uint32_t tag;  /* high hash bits, checked before the text */
-    uint32_t len;  /* copies of text_len/text_off[id]: one cache line per probe */
+    int32_t id;   /* -1: empty */
+    uint32_t tag; /* high hash bits, checked before the text */
+    uint32_t len; /* copies of text_len/text_off[id]: one cache line per probe */
     uint32_t off;
 };
 
 #define TOK_FLAG_EOG 0x80u /* in tok->attr[id], above the token_type bits */
-#define TOK_LSTRIP 1u
-#define TOK_RSTRIP 2u
+#define TOK_LSTRIP   1u
+#define TOK_RSTRIP   2u
 
 struct tokenizer {
     enum tok_kind kind;
     enum tok_pre pre;
     int32_t n_vocab;
-    char *arena;         /* all token texts, NUL-terminated */
-    uint32_t *text_off;  /* [n_vocab] */
-    uint32_t *text_len;  /* [n_vocab] */
-    float *scores;       /* [n_vocab] */
-    uint8_t *attr;       /* [n_vocab]: enum token_type | TOK_FLAG_EOG */
+    char *arena;        /* all token texts, NUL-terminated */
+    uint32_t *text_off; /* [n_vocab] */
+    uint32_t *text_len; /* [n_vocab] */
+    float *scores;      /* [n_vocab] */
+    uint8_t *attr;      /* [n_vocab]: enum token_type | TOK_FLAG_EOG */
 
     struct vocab_slot *vocab_slots; /* open addressing */
     size_t vocab_mask;
@@ -58,10 +58,10 @@ struct tokenizer {
     uint32_t max_token_len;
     bool no_cache; /* CND_TOKENIZER_NO_CACHE set at create: no word cache (tests compare) */
 
-    int32_t byte_ids[256];   /* SPM: <0xNN>; BPE: the byte's byte-level character */
-    char bpe_chars[256][3];  /* BPE byte -> UTF-8 of its byte-level character */
+    int32_t byte_ids[256];  /* SPM: <0xNN>; BPE: the byte's byte-level character */
+    char bpe_chars[256][3]; /* BPE byte -> UTF-8 of its byte-level character */
     uint8_t bpe_char_len[256];
-    int16_t bpe_inv[324];    /* byte-level codepoint -> byte, -1 if none */
+    int16_t bpe_inv[324]; /* byte-level codepoint -> byte, -1 if none */
 };
 
 /* ---------------------------------------------------------------- hashing */
@@ -235,19 +235,32 @@ static bool pre_from_name(const char *name, enum tok_pre *pre, bool *ignore_merg
         const char *name;
         enum tok_pre pre;
     } names[] = {
-        {"default", TOK_PRE_DEFAULT},        {"llama3", TOK_PRE_LLAMA3},
-        {"llama-v3", TOK_PRE_LLAMA3},        {"llama-bpe", TOK_PRE_LLAMA3},
-        {"falcon3", TOK_PRE_LLAMA3},         {"dbrx", TOK_PRE_LLAMA3},
-        {"smaug-bpe", TOK_PRE_LLAMA3},       {"qwen2", TOK_PRE_QWEN2},
-        {"deepseek-r1-qwen", TOK_PRE_QWEN2}, {"gpt-2", TOK_PRE_GPT2},
-        {"phi-2", TOK_PRE_GPT2},             {"mpt", TOK_PRE_GPT2},
-        {"olmo", TOK_PRE_GPT2},              {"jais", TOK_PRE_GPT2},
-        {"jina-es", TOK_PRE_GPT2},           {"jina-de", TOK_PRE_GPT2},
-        {"starcoder", TOK_PRE_STARCODER},    {"refact", TOK_PRE_STARCODER},
-        {"command-r", TOK_PRE_STARCODER},    {"smollm", TOK_PRE_STARCODER},
-        {"codeshell", TOK_PRE_STARCODER},    {"exaone", TOK_PRE_STARCODER},
-        {"minerva-7b", TOK_PRE_STARCODER},   {"falcon", TOK_PRE_FALCON},
-        {"deepseek-llm", TOK_PRE_DEEPSEEK_LLM}, {"deepseek-coder", TOK_PRE_DEEPSEEK_CODER},
+        {"default", TOK_PRE_DEFAULT},
+        {"llama3", TOK_PRE_LLAMA3},
+        {"llama-v3", TOK_PRE_LLAMA3},
+        {"llama-bpe", TOK_PRE_LLAMA3},
+        {"falcon3", TOK_PRE_LLAMA3},
+        {"dbrx", TOK_PRE_LLAMA3},
+        {"smaug-bpe", TOK_PRE_LLAMA3},
+        {"qwen2", TOK_PRE_QWEN2},
+        {"deepseek-r1-qwen", TOK_PRE_QWEN2},
+        {"gpt-2", TOK_PRE_GPT2},
+        {"phi-2", TOK_PRE_GPT2},
+        {"mpt", TOK_PRE_GPT2},
+        {"olmo", TOK_PRE_GPT2},
+        {"jais", TOK_PRE_GPT2},
+        {"jina-es", TOK_PRE_GPT2},
+        {"jina-de", TOK_PRE_GPT2},
+        {"starcoder", TOK_PRE_STARCODER},
+        {"refact", TOK_PRE_STARCODER},
+        {"command-r", TOK_PRE_STARCODER},
+        {"smollm", TOK_PRE_STARCODER},
+        {"codeshell", TOK_PRE_STARCODER},
+        {"exaone", TOK_PRE_STARCODER},
+        {"minerva-7b", TOK_PRE_STARCODER},
+        {"falcon", TOK_PRE_FALCON},
+        {"deepseek-llm", TOK_PRE_DEEPSEEK_LLM},
+        {"deepseek-coder", TOK_PRE_DEEPSEEK_CODER},
     };
     *ignore_merges = false;
     *add_bos_default = false;
@@ -357,8 +370,8 @@ static int cmp_special(const void *a, const void *b, void *ctx)
 static bool is_eog_text(const char *s)
 {
     static const char *const names[] = {
-        "<|eot_id|>",   "<|im_end|>", "<|end|>",     "<end_of_turn>", "<|endoftext|>",
-        "<|eom_id|>",   "<EOT>",      "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+        "<|eot_id|>", "<|im_end|>", "<|end|>",     "<end_of_turn>", "<|endoftext|>",
+        "<|eom_id|>", "<EOT>",      "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
     };
     for (size_t i = 0; i < ARRAY_SIZE(names); i++)
         if (strcmp(s, names[i]) == 0)
@@ -371,8 +384,7 @@ static void init_specials(struct tokenizer *tok)
     tok->specials = xmalloc((size_t)tok->n_vocab * sizeof(int32_t));
     for (int32_t id = 0; id < tok->n_vocab; id++) {
         unsigned t = tok->attr[id] & 0x7f;
-        if ((t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED ||
-             t == TOKEN_TYPE_UNKNOWN) &&
+        if ((t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED || t == TOKEN_TYPE_UNKNOWN) &&
             tok->text_len[id] > 0)
             tok->specials[tok->n_specials++] = id;
     }
@@ -642,7 +654,7 @@ static inline void out_push(struct id_out *o, int32_t id)
 /* Per-call memo of word/chunk -> ids. Long texts repeat their words a lot; a cache local to one
  * tokenizer_encode call keeps the tokenizer read-only (thread-safe) and costs nothing until the
  * text has enough words to pay for it. Cleared when half full. */
-#define WCACHE_SLOTS 8192
+#define WCACHE_SLOTS     8192
 #define WCACHE_MIN_WORDS 64
 #define WCACHE_MAX_BYTES 48
 
@@ -885,7 +897,8 @@ static void spm_encode(const struct tokenizer *tok, struct spm_scratch *sc, cons
         return;
 
     const char *t = text->data;
-    size_t chunk = 0, prev = 0, prev_len = CND_MIN(unicode_utf8_len((unsigned char)t[0]), text->len);
+    size_t chunk = 0, prev = 0,
+           prev_len = CND_MIN(unicode_utf8_len((unsigned char)t[0]), text->len);
     for (size_t off = prev_len; off < text->len;) {
         size_t l = CND_MIN(unicode_utf8_len((unsigned char)t[off]), text->len - off);
         if (!pair_insert_or_has(tok->pair_keys, tok->pair_mask,
@@ -1282,9 +1295,7 @@ void tokenizer_token_to_piece(const struct tokenizer *tok, int32_t id, bool spec
         if (special)
             buf_append(out, s, n);
         return;
-    case TOKEN_TYPE_USER_DEFINED:
-        buf_append(out, s, n);
-        return;
+    case TOKEN_TYPE_USER_DEFINED: buf_append(out, s, n); return;
     case TOKEN_TYPE_NORMAL:
         if (tok->kind == TOK_KIND_SPM)
             append_spm_text(s, n, out);
@@ -1297,8 +1308,7 @@ void tokenizer_token_to_piece(const struct tokenizer *tok, int32_t id, bool spec
             buf_append(out, &b, 1);
         }
         return;
-    default:
-        return;
+    default: return;
     }
 }
 
@@ -1308,8 +1318,8 @@ void tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, size_t n,
     for (size_t i = 0; i < n; i++) {
         size_t before = out->len;
         tokenizer_token_to_piece(tok, ids[i], special, out);
-        if (i == 0 && strip_leading_space && tokenizer_add_space_prefix(tok) &&
-            out->len > before && out->data[before] == ' ') {
+        if (i == 0 && strip_leading_space && tokenizer_add_space_prefix(tok) && out->len > before &&
+            out->data[before] == ' ') {
             memmove(out->data + before, out->data + before + 1, out->len - before - 1);
             out->len--;
             out->data[out->len] = 0;

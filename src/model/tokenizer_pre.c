@@ -369,15 +369,9 @@ void tok_pre_split(enum tok_pre pre, const uint32_t *cps, size_t n, struct tok_p
     w->n_ends = 1;
 
     switch (pre) {
-    case TOK_PRE_LLAMA3:
-        pre_stage(w, cps, match_llama3);
-        break;
-    case TOK_PRE_QWEN2:
-        pre_stage(w, cps, match_qwen2);
-        break;
-    case TOK_PRE_GPT2:
-        pre_stage(w, cps, match_gpt2);
-        break;
+    case TOK_PRE_LLAMA3: pre_stage(w, cps, match_llama3); break;
+    case TOK_PRE_QWEN2: pre_stage(w, cps, match_qwen2); break;
+    case TOK_PRE_GPT2: pre_stage(w, cps, match_gpt2); break;
     case TOK_PRE_STARCODER:
         pre_stage(w, cps, match_digit1);
         pre_stage(w, cps, match_gpt2);

@@ -18,11 +18,11 @@ enum tok_pre {
 
 /* Scratch for one split; reuse across calls (tok_pre_words_deinit frees). */
 struct tok_pre_words {
-    uint8_t *flags;    /* unicode_flags of each codepoint */
-    size_t *ends;      /* word i is [ends[i-1], ends[i]) in codepoints (ends[-1] = 0) */
+    uint8_t *flags; /* unicode_flags of each codepoint */
+    size_t *ends;   /* word i is [ends[i-1], ends[i]) in codepoints (ends[-1] = 0) */
     size_t n_ends;
     size_t cap_flags, cap_ends;
-    size_t *tmp;       /* second offsets list for multi-stage splits */
+    size_t *tmp; /* second offsets list for multi-stage splits */
     size_t cap_tmp;
 };
 

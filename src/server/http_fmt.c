@@ -311,8 +311,8 @@ void http_fmt_response(struct http_fmt *f, const char *text, size_t len,
 }
 
 void http_fmt_response_n(struct http_fmt *f, struct openai_choice *cs,
-                         const struct http_logprobs *lps, int32_t n,
-                         const struct openai_usage *u, struct buf *out)
+                         const struct http_logprobs *lps, int32_t n, const struct openai_usage *u,
+                         struct buf *out)
 {
     for (int32_t i = 0; i < n; i++) {
         http_fmt_set_logprobs(&cs[i], f->logprobs, lps ? &lps[i] : NULL);

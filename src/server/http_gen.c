@@ -217,8 +217,7 @@ static const char *http_choice_finish_reason(const struct request_choice *c)
  * client has left cancel. Tokens keep coming while a client that left waits for nothing, so
  * the socket is looked at on every timeout and at least every HTTP_PEER_CHECK_MS while
  * generating. True (with *rc, the handler's result) when the wait must end. */
-static bool http_wait_should_end(struct http_conn *hc, bool got, int64_t *t_peer_check_us,
-                                 int *rc)
+static bool http_wait_should_end(struct http_conn *hc, bool got, int64_t *t_peer_check_us, int *rc)
 {
     if (atomic_load(&hc->srv->stopping)) {
         struct openai_error e;
@@ -286,8 +285,8 @@ static int http_wait_full_n(struct http_conn *hc, struct http_fmt *fmt)
         cs[i].index = i;
         cs[i].text = texts[i].data;
         cs[i].len = texts[i].len;
-        cs[i].finish_reason = i < taken.n_choices ? http_choice_finish_reason(&taken.choices[i])
-                                                  : "stop";
+        cs[i].finish_reason =
+            i < taken.n_choices ? http_choice_finish_reason(&taken.choices[i]) : "stop";
     }
     struct buf body;
     buf_init(&body);
@@ -374,10 +373,10 @@ struct http_stream {
     struct request_outbox taken;
     struct http_logprobs lps;
     int32_t text_offset;
-    bool done; /* all events formatted: end once pending is written */
-    int32_t n_choices;        /* n > 1; else 0 */
-    int32_t *choice_offsets;  /* [n_choices] text_offset of each choice's next token */
-    bool *choice_done;        /* [n_choices] its finish chunk went out */
+    bool done;               /* all events formatted: end once pending is written */
+    int32_t n_choices;       /* n > 1; else 0 */
+    int32_t *choice_offsets; /* [n_choices] text_offset of each choice's next token */
+    bool *choice_done;       /* [n_choices] its finish chunk went out */
     int64_t t_last_write_us;
     int64_t keepalive_us; /* a comment after this long without a write */
 };
@@ -615,7 +614,7 @@ int http_handle_generation(struct http_conn *hc, enum openai_kind kind)
         .include_usage = r.include_usage,
         .logprobs = r.params.logprobs,
     };
-    rc = r.stream                   ? http_start_stream(hc, &fmt)
+    rc = r.stream                 ? http_start_stream(hc, &fmt)
          : req->out.n_choices > 0 ? http_wait_full_n(hc, &fmt)
                                   : http_wait_full(hc, &fmt);
     free(ids);

@@ -105,8 +105,8 @@ void http_fmt_response(struct http_fmt *f, const char *text, size_t len,
 
 /* n > 1: the whole body with choices cs[0..n) (texts set by the caller; lps[i] or NULL). */
 void http_fmt_response_n(struct http_fmt *f, struct openai_choice *cs,
-                         const struct http_logprobs *lps, int32_t n,
-                         const struct openai_usage *u, struct buf *out);
+                         const struct http_logprobs *lps, int32_t n, const struct openai_usage *u,
+                         struct buf *out);
 
 /* ---- the server (http.c) ---- */
 
