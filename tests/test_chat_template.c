@@ -129,41 +129,45 @@ static void expect_src_error(const char *src, const char *substr)
     free(got);
 }
 
+/* The expected renderings below are laid out as the templates print them, one output line
+ * per source line, with macros between literals, which clang-format would tear apart. */
+/* clang-format off */
+
 /* ---- conversations ---- */
 
 #define C_SYS_USER                                                                                 \
-    "[{\"role\":\"system\",\"content\":\"You are terse.\"},"                                       \
+    "[{\"role\":\"system\",\"content\":\"You are terse.\"},"                                      \
     "{\"role\":\"user\",\"content\":\"Hi there\"}]"
 #define C_USER "[{\"role\":\"user\",\"content\":\"What is 2+2?\"}]"
 #define C_MULTI                                                                                    \
-    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                     \
-    "{\"role\":\"assistant\",\"content\":\"Hello! How can I help?\"},"                             \
+    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                    \
+    "{\"role\":\"assistant\",\"content\":\"Hello! How can I help?\"},"                            \
     "{\"role\":\"user\",\"content\":\"Tell me a joke.\"}]"
 #define C_THINK                                                                                    \
-    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                     \
+    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                    \
     "{\"role\":\"assistant\",\"content\":\"<think>\\nGreeting.\\n</think>\\n\\nHello!\"}]"
 #define C_THINK3                                                                                   \
-    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                     \
-    "{\"role\":\"assistant\",\"content\":\"<think>\\nGreeting.\\n</think>\\n\\nHello!\"},"         \
+    "[{\"role\":\"user\",\"content\":\"Hi\"},"                                                    \
+    "{\"role\":\"assistant\",\"content\":\"<think>\\nGreeting.\\n</think>\\n\\nHello!\"},"        \
     "{\"role\":\"user\",\"content\":\"Tell me a joke.\"}]"
 #define C_TOOL                                                                                     \
-    "[{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"                                      \
-    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"abc123XYZ\","              \
-    "\"type\":\"function\",\"function\":{\"name\":\"get_weather\","                                \
+    "[{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"                                     \
+    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"abc123XYZ\","             \
+    "\"type\":\"function\",\"function\":{\"name\":\"get_weather\","                               \
     "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"                                          \
     "{\"role\":\"tool\",\"tool_call_id\":\"abc123XYZ\",\"content\":\"{\\\"temp\\\":20}\"}]"
 #define TOOLS                                                                                      \
-    "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","                   \
-    "\"description\":\"Get weather\",\"parameters\":{\"type\":\"object\",\"properties\":"          \
+    "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","                  \
+    "\"description\":\"Get weather\",\"parameters\":{\"type\":\"object\",\"properties\":"         \
     "{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}}}]}"
 #define TOOL_JSON                                                                                  \
-    "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Get "   \
-    "weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": "     \
+    "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Get "  \
+    "weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": "    \
     "\"string\"}}, \"required\": [\"city\"]}}}"
 
 /* ---- Llama 3.x ---- */
 
-#define L3_BOS  "<|begin_of_text|>"
+#define L3_BOS "<|begin_of_text|>"
 #define L3_H(r) "<|start_header_id|>" r "<|end_header_id|>\n\n"
 
 static void test_llama31(void)
@@ -171,20 +175,17 @@ static void test_llama31(void)
     const char *n = "meta-llama-Llama-3.1-8B-Instruct";
     expect_model(n, C_USER, NULL, true, L3_BOS, "<|eot_id|>",
                  L3_BOS L3_H("system") "Cutting Knowledge Date: December 2023\n"
-                                       "Today Date: 26 Jul 2024\n\n<|eot_id|>" L3_H(
-                                           "user") "What is 2+2?<|eot_id|>" L3_H("assistant"));
+                 "Today Date: 26 Jul 2024\n\n<|eot_id|>" L3_H("user") "What is 2+2?<|eot_id|>"
+                 L3_H("assistant"));
     expect_model(n, C_SYS_USER, NULL, true, L3_BOS, "<|eot_id|>",
                  L3_BOS L3_H("system") "Cutting Knowledge Date: December 2023\n"
-                                       "Today Date: 26 Jul 2024\n\nYou are terse.<|eot_id|>" L3_H(
-                                           "user") "Hi there<|eot_id|>" L3_H("assistant"));
-    expect_model(
-        n, C_MULTI, NULL, false, L3_BOS, "<|eot_id|>",
-        L3_BOS L3_H(
-            "system") "Cutting Knowledge Date: December 2023\n"
-                      "Today Date: 26 Jul 2024\n\n<|eot_id|>" L3_H("user") "Hi<|eot_id|>" L3_H(
-                          "assistant") "Hello! How can I help?<|eot_id|>" L3_H("user") "Tell me a "
-                                                                                       "joke.<|eot_"
-                                                                                       "id|>");
+                 "Today Date: 26 Jul 2024\n\nYou are terse.<|eot_id|>" L3_H("user")
+                 "Hi there<|eot_id|>" L3_H("assistant"));
+    expect_model(n, C_MULTI, NULL, false, L3_BOS, "<|eot_id|>",
+                 L3_BOS L3_H("system") "Cutting Knowledge Date: December 2023\n"
+                 "Today Date: 26 Jul 2024\n\n<|eot_id|>" L3_H("user") "Hi<|eot_id|>"
+                 L3_H("assistant") "Hello! How can I help?<|eot_id|>" L3_H("user")
+                 "Tell me a joke.<|eot_id|>");
 }
 
 static void test_llama32(void)
@@ -193,68 +194,49 @@ static void test_llama32(void)
     /* strftime_now("%d %b %Y") with the fixed clock */
     expect_model(n, C_SYS_USER, NULL, true, L3_BOS, "<|eot_id|>",
                  L3_BOS L3_H("system") "Cutting Knowledge Date: December 2023\n"
-                                       "Today Date: 05 Mar 2025\n\nYou are terse.<|eot_id|>" L3_H(
-                                           "user") "Hi there<|eot_id|>" L3_H("assistant"));
+                 "Today Date: 05 Mar 2025\n\nYou are terse.<|eot_id|>" L3_H("user")
+                 "Hi there<|eot_id|>" L3_H("assistant"));
     /* tools go into the first user message (tools_in_user_message defaults to true); the tool
      * result is a string, which `is iterable`, so it is passed through tojson (quoted). */
-    expect_model(
-        n, C_TOOL, TOOLS, true, L3_BOS, "<|eot_id|>",
-        L3_BOS
-            L3_H(
-                "system") "Environment: ipython\n"
-                          "Cutting Knowledge Date: December 2023\n"
-                          "Today Date: 05 Mar 2025\n\n<|eot_id|>" L3_H(
-                              "user") "Given the following functions, please respond with a JSON "
-                                      "for a function call "
-                                      "with its proper arguments that best answers the given "
-                                      "prompt.\n\n"
-                                      "Respond in the format {\"name\": function name, "
-                                      "\"parameters\": dictionary of "
-                                      "argument name and its value}.Do not use variables.\n\n"
-                                      "{\n"
-                                      "    \"type\": \"function\",\n"
-                                      "    \"function\": {\n"
-                                      "        \"name\": \"get_weather\",\n"
-                                      "        \"description\": \"Get weather\",\n"
-                                      "        \"parameters\": {\n"
-                                      "            \"type\": \"object\",\n"
-                                      "            \"properties\": {\n"
-                                      "                \"city\": {\n"
-                                      "                    \"type\": \"string\"\n"
-                                      "                }\n"
-                                      "            },\n"
-                                      "            \"required\": [\n"
-                                      "                \"city\"\n"
-                                      "            ]\n"
-                                      "        }\n"
-                                      "    }\n"
-                                      "}\n\n"
-                                      "Weather in Paris?<|eot_id|>" L3_H(
-                                          "assistant") "{\"name\": \"get_weather\", "
-                                                       "\"parameters\": {\"city\": "
-                                                       "\"Paris\"}}<|eot_id|>" L3_H("ipython") "\"{"
-                                                                                               "\\"
-                                                                                               "\"t"
-                                                                                               "emp"
-                                                                                               "\\"
-                                                                                               "\":"
-                                                                                               "20}"
-                                                                                               "\"<"
-                                                                                               "|eo"
-                                                                                               "t_"
-                                                                                               "id|"
-                                                                                               ">" L3_H("assistant"));
+    expect_model(n, C_TOOL, TOOLS, true, L3_BOS, "<|eot_id|>",
+                 L3_BOS L3_H("system") "Environment: ipython\n"
+                 "Cutting Knowledge Date: December 2023\n"
+                 "Today Date: 05 Mar 2025\n\n<|eot_id|>" L3_H("user")
+                 "Given the following functions, please respond with a JSON for a function call "
+                 "with its proper arguments that best answers the given prompt.\n\n"
+                 "Respond in the format {\"name\": function name, \"parameters\": dictionary of "
+                 "argument name and its value}.Do not use variables.\n\n"
+                 "{\n"
+                 "    \"type\": \"function\",\n"
+                 "    \"function\": {\n"
+                 "        \"name\": \"get_weather\",\n"
+                 "        \"description\": \"Get weather\",\n"
+                 "        \"parameters\": {\n"
+                 "            \"type\": \"object\",\n"
+                 "            \"properties\": {\n"
+                 "                \"city\": {\n"
+                 "                    \"type\": \"string\"\n"
+                 "                }\n"
+                 "            },\n"
+                 "            \"required\": [\n"
+                 "                \"city\"\n"
+                 "            ]\n"
+                 "        }\n"
+                 "    }\n"
+                 "}\n\n"
+                 "Weather in Paris?<|eot_id|>" L3_H("assistant")
+                 "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}<|eot_id|>"
+                 L3_H("ipython") "\"{\\\"temp\\\":20}\"<|eot_id|>" L3_H("assistant"));
 }
 
 /* ---- Qwen ---- */
 
 #define QWEN_DEFAULT_SYS "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 #define QWEN_TOOLS_BLOCK                                                                           \
-    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"             \
-    "You are provided with function signatures within <tools></tools> XML "                        \
-    "tags:\n<tools>\n" TOOL_JSON                                                                   \
-    "\n</tools>\n\nFor each function call, return a json object with function name "               \
-    "and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "             \
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"            \
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"       \
+    TOOL_JSON "\n</tools>\n\nFor each function call, return a json object with function name "    \
+    "and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "            \
     "<function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n"
 
 static void test_qwen25(void)
@@ -331,9 +313,8 @@ static void test_mistral_nemo(void)
                  "\"id\": \"abc123XYZ\"}]</s>"
                  "[TOOL_RESULTS]{\"content\": {\"temp\":20}, \"call_id\": \"abc123XYZ\"}"
                  "[/TOOL_RESULTS]");
-    expect_model_error(
-        n, "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]",
-        "conversation roles must alternate user/assistant/user/assistant/...");
+    expect_model_error(n, "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]",
+                       "conversation roles must alternate user/assistant/user/assistant/...");
 }
 
 /* ---- Gemma 2 ---- */
@@ -373,32 +354,29 @@ static void test_phi35(void)
 /* ---- SmolLM3 ---- */
 
 #define SMOL_HEAD(mode)                                                                            \
-    "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nReasoning Mode: " mode   \
+    "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nReasoning Mode: " mode \
     "\n\n## Custom Instructions\n\n"
 
 static void test_smollm3(void)
 {
     const char *n = "HuggingFaceTB-SmolLM3-3B";
-    expect_model(
-        n, C_SYS_USER, NULL, true, "", "<|im_end|>",
-        SMOL_HEAD("/think") "You are terse.\n\n<|im_end|>\n"
-                            "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n");
-    expect_model(
-        n, C_MULTI, "{\"enable_thinking\": false}", true, "", "<|im_end|>",
-        SMOL_HEAD(
-            "/no_think") "You are a helpful AI assistant named SmolLM, trained by Hugging Face.\n\n"
-                         "<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-                         "<|im_start|>assistant\n<think>\n\n</think>\nHello! How can I "
-                         "help?<|im_end|>\n"
-                         "<|im_start|>user\nTell me a joke.<|im_end|>\n"
-                         "<|im_start|>assistant\n<think>\n\n</think>\n");
+    expect_model(n, C_SYS_USER, NULL, true, "", "<|im_end|>",
+                 SMOL_HEAD("/think") "You are terse.\n\n<|im_end|>\n"
+                 "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n");
+    expect_model(n, C_MULTI, "{\"enable_thinking\": false}", true, "", "<|im_end|>",
+                 SMOL_HEAD("/no_think")
+                 "You are a helpful AI assistant named SmolLM, trained by Hugging Face.\n\n"
+                 "<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                 "<|im_start|>assistant\n<think>\n\n</think>\nHello! How can I help?<|im_end|>\n"
+                 "<|im_start|>user\nTell me a joke.<|im_end|>\n"
+                 "<|im_start|>assistant\n<think>\n\n</think>\n");
     /* "/no_think" in the system prompt switches the mode and is removed from it */
     expect_model(n,
                  "[{\"role\":\"system\",\"content\":\"Be brief. /no_think\"},"
                  "{\"role\":\"user\",\"content\":\"Hi\"}]",
                  NULL, true, "", "<|im_end|>",
                  SMOL_HEAD("/no_think") "Be brief.\n\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-                                        "<|im_start|>assistant\n<think>\n\n</think>\n");
+                 "<|im_start|>assistant\n<think>\n\n</think>\n");
 }
 
 /* ---- DeepSeek R1 distills ---- */
@@ -413,10 +391,9 @@ static void test_deepseek_r1(void)
                  DS_BOS "You are terse.<｜User｜>Hi there<｜Assistant｜><think>\n</think>");
     expect_model(n, C_THINK3, "{\"enable_thinking\": true}", true, DS_BOS, "",
                  DS_BOS "<｜User｜>Hi<｜Assistant｜>\n\nHello!<｜end▁of▁sentence｜>"
-                        "<｜User｜>Tell me a joke.<｜Assistant｜><think>\n");
+                 "<｜User｜>Tell me a joke.<｜Assistant｜><think>\n");
     expect_model(n, C_TOOL, TOOLS, true, DS_BOS, "",
-                 DS_BOS
-                 "<｜User｜>Weather in Paris?"
+                 DS_BOS "<｜User｜>Weather in Paris?"
                  "<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>"
                  "get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>"
                  "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>"
@@ -425,6 +402,8 @@ static void test_deepseek_r1(void)
     expect_model("deepseek-ai-DeepSeek-R1-Distill-Llama-8B", C_USER, NULL, true, DS_BOS, "",
                  DS_BOS "<｜User｜>What is 2+2?<｜Assistant｜><think>\n");
 }
+
+/* clang-format on */
 
 /* ---- every template ---- */
 

@@ -47,13 +47,27 @@ KINL_F float hsum16(__m512 v)
         kern(n, w + (size_t)r0 * ws, ws, a + (size_t)c0 * as, as, out + r0 * ors + c0 * ocs, ors,  \
              ocs, R, C);                                                                           \
         break;
-/* all 16 shapes up to 4 x 4 */
+/* all 16 shapes up to 4 x 4 (case lists one per line, kept out of clang-format 14, which folds
+ * them differently on every pass) */
+/* clang-format off */
 #define DK_CASES_4X4(kern)                                                                         \
     DK_CASE(kern, 1, 1)                                                                            \
-    DK_CASE(kern, 1, 2) DK_CASE(kern, 1, 3) DK_CASE(kern, 1, 4) DK_CASE(kern, 2, 1)                \
-        DK_CASE(kern, 2, 2) DK_CASE(kern, 2, 3) DK_CASE(kern, 2, 4) DK_CASE(kern, 3, 1)            \
-            DK_CASE(kern, 3, 2) DK_CASE(kern, 3, 3) DK_CASE(kern, 3, 4) DK_CASE(kern, 4, 1)        \
-                DK_CASE(kern, 4, 2) DK_CASE(kern, 4, 3) DK_CASE(kern, 4, 4)
+    DK_CASE(kern, 1, 2)                                                                            \
+    DK_CASE(kern, 1, 3)                                                                            \
+    DK_CASE(kern, 1, 4)                                                                            \
+    DK_CASE(kern, 2, 1)                                                                            \
+    DK_CASE(kern, 2, 2)                                                                            \
+    DK_CASE(kern, 2, 3)                                                                            \
+    DK_CASE(kern, 2, 4)                                                                            \
+    DK_CASE(kern, 3, 1)                                                                            \
+    DK_CASE(kern, 3, 2)                                                                            \
+    DK_CASE(kern, 3, 3)                                                                            \
+    DK_CASE(kern, 3, 4)                                                                            \
+    DK_CASE(kern, 4, 1)                                                                            \
+    DK_CASE(kern, 4, 2)                                                                            \
+    DK_CASE(kern, 4, 3)                                                                            \
+    DK_CASE(kern, 4, 4)
+/* clang-format on */
 /* gemm over tiles of up to RT x CT (rows in the inner loop), CASES one DK_CASE per shape;
  * plus the vec_dot and vec_dot_tile built on it */
 #define DEFINE_TILED_GEMM(TGT, name, RT, CT, CASES)                                                \
@@ -454,14 +468,22 @@ KINL_F void mk_f16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *prep, 
     UNROLL FOR_R _Pragma("GCC unroll 6") FOR_C out[r * ors + c * ocs] = hsum16(acc[r][c]);
 }
 
+/* clang-format off */
 #define F16_C4                                                                                     \
     MK_CASE(mk_f16, 4, 1)                                                                          \
-    MK_CASE(mk_f16, 4, 2) MK_CASE(mk_f16, 4, 3) MK_CASE(mk_f16, 4, 4) MK_CASE(mk_f16, 4, 5)        \
-        MK_CASE(mk_f16, 4, 6)
+    MK_CASE(mk_f16, 4, 2)                                                                          \
+    MK_CASE(mk_f16, 4, 3)                                                                          \
+    MK_CASE(mk_f16, 4, 4)                                                                          \
+    MK_CASE(mk_f16, 4, 5)                                                                          \
+    MK_CASE(mk_f16, 4, 6)
 #define F16_C1                                                                                     \
     MK_CASE(mk_f16, 1, 1)                                                                          \
-    MK_CASE(mk_f16, 1, 2) MK_CASE(mk_f16, 1, 3) MK_CASE(mk_f16, 1, 4) MK_CASE(mk_f16, 1, 5)        \
-        MK_CASE(mk_f16, 1, 6)
+    MK_CASE(mk_f16, 1, 2)                                                                          \
+    MK_CASE(mk_f16, 1, 3)                                                                          \
+    MK_CASE(mk_f16, 1, 4)                                                                          \
+    MK_CASE(mk_f16, 1, 5)                                                                          \
+    MK_CASE(mk_f16, 1, 6)
+/* clang-format on */
 DEFINE_PREP_GEMM(TGT_F, f16, f16_prep, f16_prep_bytes, mk_f16, 6, F16_C4, F16_C1)
 
 /* ---- Q4_0 / Q8_0 x Q8_0, four blocks (128 elements) per group: a 512-bit vector holds the

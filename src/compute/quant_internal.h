@@ -39,9 +39,9 @@ void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni, boo
 
 /* kern(n, w, w_stride, a, a_stride, out, out_stride, R, C) with R, C compile-time constants */
 #define QUANT_TILE_CASE(kern, R, C)                                                                \
-    case (R - 1) * 4 + (C - 1):                                                                    \
-        kern(n, w, ws, a, as, out, os, R, C);                                                      \
-        break;
+    case (R - 1) * 4 + (C - 1): kern(n, w, ws, a, as, out, os, R, C); break;
+/* the case list one per line (clang-format 14 folds it differently on every pass) */
+/* clang-format off */
 #define QUANT_DEFINE_DOT_TILE(TGT, name, kern)                                                     \
     TGT static float name##_dot(int64_t n, const void *w, const void *a)                           \
     {                                                                                              \
@@ -55,16 +55,25 @@ void quant_avx512_fill(enum cnd_dtype t, struct quant_kernels *k, bool vnni, boo
         const uint8_t *w = vw, *a = va;                                                            \
         switch ((nr - 1) * 4 + (nc - 1)) {                                                         \
             QUANT_TILE_CASE(kern, 1, 1)                                                            \
-            QUANT_TILE_CASE(kern, 1, 2) QUANT_TILE_CASE(kern, 1, 3) QUANT_TILE_CASE(kern, 1, 4)    \
-                QUANT_TILE_CASE(kern, 2, 1) QUANT_TILE_CASE(kern, 2, 2)                            \
-                    QUANT_TILE_CASE(kern, 2, 3) QUANT_TILE_CASE(kern, 2, 4)                        \
-                        QUANT_TILE_CASE(kern, 3, 1) QUANT_TILE_CASE(kern, 3, 2)                    \
-                            QUANT_TILE_CASE(kern, 3, 3) QUANT_TILE_CASE(kern, 3, 4)                \
-                                QUANT_TILE_CASE(kern, 4, 1) QUANT_TILE_CASE(kern, 4, 2)            \
-                                    QUANT_TILE_CASE(kern, 4, 3)                                    \
-                                        QUANT_TILE_CASE(kern, 4, 4) default : break;               \
+            QUANT_TILE_CASE(kern, 1, 2)                                                            \
+            QUANT_TILE_CASE(kern, 1, 3)                                                            \
+            QUANT_TILE_CASE(kern, 1, 4)                                                            \
+            QUANT_TILE_CASE(kern, 2, 1)                                                            \
+            QUANT_TILE_CASE(kern, 2, 2)                                                            \
+            QUANT_TILE_CASE(kern, 2, 3)                                                            \
+            QUANT_TILE_CASE(kern, 2, 4)                                                            \
+            QUANT_TILE_CASE(kern, 3, 1)                                                            \
+            QUANT_TILE_CASE(kern, 3, 2)                                                            \
+            QUANT_TILE_CASE(kern, 3, 3)                                                            \
+            QUANT_TILE_CASE(kern, 3, 4)                                                            \
+            QUANT_TILE_CASE(kern, 4, 1)                                                            \
+            QUANT_TILE_CASE(kern, 4, 2)                                                            \
+            QUANT_TILE_CASE(kern, 4, 3)                                                            \
+            QUANT_TILE_CASE(kern, 4, 4)                                                            \
+        default: break;                                                                            \
         }                                                                                          \
     }
+/* clang-format on */
 
 /* vec_dot (1 x 1) and vec_dot_tile of a kernel file's name##_gemm (quant_gemm_fn): both the
  * gemm itself, so the three agree bit for bit */

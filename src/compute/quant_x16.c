@@ -478,17 +478,22 @@ KINL void k_groups(enum cnd_dtype t, const uint8_t *packed, size_t gbytes, size_
     default: break;                                                                                \
     }
 #define XCASE(call, N)                                                                             \
-    case N:                                                                                        \
-        call(N);                                                                                   \
-        break;
+    case N: call(N); break;
+/* (a case list: kept out of clang-format, which folds it differently on every pass) */
+/* clang-format off */
 #define XSWITCH(C, call)                                                                           \
     switch (C) {                                                                                   \
         XCASE(call, 1)                                                                             \
         XCASE(call, 2)                                                                             \
         XCASE(call, 3)                                                                             \
-        XCASE(call, 4) XCASE(call, 5) XCASE(call, 6) XCASE(call, 7) XCASE(call, 8) default         \
-            : break;                                                                               \
+        XCASE(call, 4)                                                                             \
+        XCASE(call, 5)                                                                             \
+        XCASE(call, 6)                                                                             \
+        XCASE(call, 7)                                                                             \
+        XCASE(call, 8)                                                                             \
+    default: break;                                                                                \
     }
+/* clang-format on */
 
 TGT static void gemm_avx512(enum cnd_dtype t, int64_t n_in, int64_t n_rows, const uint8_t *packed,
                             int64_t g0, int64_t g1, const uint8_t *act, size_t act_row,
