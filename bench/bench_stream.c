@@ -7,8 +7,9 @@
  * the table's gemv; x16 types: quant_x16_gemm with one column). Between kernel passes the same
  * threads read the same buffer with plain 64-byte loads, 16 interleaved streams each (as
  * bench_membw). Passes alternate; the figures are the median and best GB/s of each side and
- * the kernel's median as a fraction of the plain read's median: the share of the memory ceiling
- * the kernel itself reaches, before any forward-pass overhead.
+ * the median over the pairs (each kernel pass against the plain pass just before it, so that
+ * slow drifts of the host cancel) of kernel / plain: the share of the memory ceiling the kernel
+ * itself reaches, before any forward-pass overhead.
  *
  *   bench_stream [THREADS] [TYPE...]   */
 #define _GNU_SOURCE
@@ -226,19 +227,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_stream: cannot set up %s\n", names[i]);
             return 1;
         }
-        double plain[PASSES], kern[PASSES];
+        double plain[PASSES], kern[PASSES], ratio[PASSES];
         pass(&m, n_threads, true); /* warm-up: page the buffer in */
         pass(&m, n_threads, false);
         for (int p = 0; p < PASSES; p++) {
             plain[p] = pass(&m, n_threads, true);
             kern[p] = pass(&m, n_threads, false);
+            ratio[p] = kern[p] / plain[p];
         }
+        qsort(ratio, PASSES, sizeof(double), cmp_double);
         qsort(plain, PASSES, sizeof(double), cmp_double);
         qsort(kern, PASSES, sizeof(double), cmp_double);
         printf("%-6s %-13s %7d  %9.1f (%5.1f)        %9.1f (%5.1f)         %5.1f%%\n", names[i],
                m.x16 ? "x16" : (m.k->gemv ? "gemv" : "gemm"), n_threads, plain[PASSES / 2],
                plain[PASSES - 1], kern[PASSES / 2], kern[PASSES - 1],
-               100.0 * kern[PASSES / 2] / plain[PASSES / 2]);
+               100.0 * ratio[PASSES / 2]);
         matrix_deinit(&m);
     }
     return 0;
