@@ -8,6 +8,8 @@
  *
  *   bench_membw [THREADS]   */
 #define _GNU_SOURCE
+#include "bench_read.h"
+
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,10 +18,6 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 #define BUF_BYTES ((size_t)512 << 20)
 
@@ -37,49 +35,10 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-#if defined(__x86_64__)
-__attribute__((target("avx512f"))) static uint64_t read_avx512(const uint8_t *b, size_t bytes,
-                                                               int streams)
-{
-    const size_t slice = bytes / (size_t)streams & ~(size_t)255;
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i < slice; i += 256)
-        for (int s = 0; s < streams; s++) {
-            const uint8_t *p = b + (size_t)s * slice + i;
-            a0 = _mm512_add_epi64(a0, _mm512_load_si512(p));
-            a1 = _mm512_add_epi64(a1, _mm512_load_si512(p + 64));
-            a2 = _mm512_add_epi64(a2, _mm512_load_si512(p + 128));
-            a3 = _mm512_add_epi64(a3, _mm512_load_si512(p + 192));
-        }
-    return (uint64_t)_mm512_reduce_add_epi64(
-        _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
-}
-#endif
-
-static uint64_t read_plain(const uint8_t *b, size_t bytes, int streams)
-{
-    const size_t slice = bytes / (size_t)streams & ~(size_t)63;
-    uint64_t s0 = 0;
-    for (size_t i = 0; i < slice; i += 64)
-        for (int s = 0; s < streams; s++) {
-            uint64_t v;
-            memcpy(&v, b + (size_t)s * slice + i, 8);
-            s0 += v;
-        }
-    return s0;
-}
-
 static void *run(void *p)
 {
     struct job *j = p;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) {
-        j->sum = read_avx512(j->base, j->bytes, j->streams);
-        return NULL;
-    }
-#endif
-    j->sum = read_plain(j->base, j->bytes, j->streams);
+    j->sum = bench_read_streams(j->base, j->bytes, j->streams);
     return NULL;
 }
 

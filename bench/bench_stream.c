@@ -13,6 +13,7 @@
  *
  *   bench_stream [THREADS] [TYPE...]   */
 #define _GNU_SOURCE
+#include "bench_read.h"
 #include "cinder/tensor.h"
 #include "cinder/quant.h"
 #include "cinder/quant_x16.h"
@@ -24,9 +25,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 #define N_IN         1024
 #define TARGET_BYTES ((size_t)384 << 20)
@@ -60,36 +58,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-#if defined(__x86_64__)
-__attribute__((target("avx512f"))) static uint64_t read_plain(const uint8_t *b, size_t bytes)
-{
-    const int streams = 16;
-    const size_t slice = bytes / streams & ~(size_t)255;
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i < slice; i += 256)
-        for (int s = 0; s < streams; s++) {
-            const uint8_t *p = b + (size_t)s * slice + i;
-            a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p));
-            a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(p + 64));
-            a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(p + 128));
-            a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + 192));
-        }
-    return (uint64_t)_mm512_reduce_add_epi64(
-        _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
-}
-#else
-static uint64_t read_plain(const uint8_t *b, size_t bytes)
-{
-    uint64_t s = 0;
-    for (size_t i = 0; i + 8 <= bytes; i += 64) {
-        uint64_t v;
-        memcpy(&v, b + i, 8);
-        s += v;
-    }
-    return s;
-}
-#endif
-
 /* this thread's share: whole 16-row groups */
 static void share(const struct matrix *m, int index, int n, int64_t *r0, int64_t *r1)
 {
@@ -106,7 +74,8 @@ static void *run(void *p)
     share(m, j->index, j->n_threads, &r0, &r1);
     pthread_barrier_wait(j->start);
     if (j->plain) {
-        j->sink = read_plain(m->w + (size_t)r0 * m->row_bytes, (size_t)(r1 - r0) * m->row_bytes);
+        j->sink = bench_read_streams(m->w + (size_t)r0 * m->row_bytes,
+                                     (size_t)(r1 - r0) * m->row_bytes, 16);
     } else if (m->x16) {
         quant_x16_gemm(m->type, N_IN, m->n_rows, m->w, r0 / 16, r1 / 16, m->act, 0, m->aux, 1,
                        m->out, (size_t)m->n_rows);
@@ -240,8 +209,7 @@ int main(int argc, char **argv)
         qsort(kern, PASSES, sizeof(double), cmp_double);
         printf("%-6s %-13s %7d  %9.1f (%5.1f)        %9.1f (%5.1f)         %5.1f%%\n", names[i],
                m.x16 ? "x16" : (m.k->gemv ? "gemv" : "gemm"), n_threads, plain[PASSES / 2],
-               plain[PASSES - 1], kern[PASSES / 2], kern[PASSES - 1],
-               100.0 * ratio[PASSES / 2]);
+               plain[PASSES - 1], kern[PASSES / 2], kern[PASSES - 1], 100.0 * ratio[PASSES / 2]);
         matrix_deinit(&m);
     }
     return 0;
