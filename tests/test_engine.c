@@ -653,6 +653,44 @@ static void test_params_stop_logprobs(void)
     engine_destroy(e, 1.0);
 }
 
+/* /health's stall rule: with work pending, no finished step within stall_timeout_s turns the
+ * engine unhealthy; 0 means never (the documented config value). A timeout far below one
+ * step's time must be seen tripping while a long request runs. */
+static void test_stall_timeout(void)
+{
+    for (int never = 0; never < 2; never++) {
+        struct engine_params p = engine_default_params();
+        p.model = g_stories.model;
+        p.backend = g_stories.be;
+        p.n_ctx = 512;
+        p.stall_timeout_s = never ? 0.0 : 1e-9;
+        char err[CND_ERR_LEN];
+        struct engine *e = engine_create(&p, err);
+        CHECK(e != NULL);
+        if (!e)
+            return;
+        CHECK(engine_is_healthy(e)); /* idle: healthy whatever the timeout */
+        int32_t prompt[4] = {1, 403, 407, 261};
+        struct request *r = make_req(never ? "never" : "stall", prompt, 4, 400);
+        CHECK_EQ_INT(engine_submit(e, r, err), 0);
+        /* poll every 50 us for up to 0.5 s: the request keeps the engine busy for 400 steps */
+        int unhealthy = 0;
+        for (int i = 0; i < 10000 && !unhealthy; i++) {
+            if (!engine_is_healthy(e))
+                unhealthy++;
+            usleep(50);
+        }
+        CHECK_MSG(never ? unhealthy == 0 : unhealthy > 0,
+                  "stall_timeout_s %g: %s while a request ran", p.stall_timeout_s,
+                  unhealthy ? "reported unhealthy" : "never reported unhealthy");
+        engine_cancel(e, r);
+        free(wait_finished(r, NULL));
+        request_unref(r);
+        CHECK(engine_is_healthy(e)); /* idle again */
+        engine_destroy(e, 1.0);
+    }
+}
+
 static void test_submit_errors_and_drain(void)
 {
     struct engine *e = engine_open2(&g_stories, 4, 64, 0, true);
@@ -949,6 +987,7 @@ int main(void)
     RUN(test_prefix_cache);
     RUN(test_params_stop_logprobs);
     RUN(test_submit_errors_and_drain);
+    RUN(test_stall_timeout);
     RUN(test_n_parallel);
     RUN(test_throughput);
     CHECK_EQ_INT(atomic_load(&g_n_finished) > 0, 1);

@@ -40,7 +40,8 @@ struct engine_params {
     int32_t max_num_prefill_tokens; /* prompt tokens per step while others decode; 0 = no cap */
     int32_t max_waiting;            /* queued requests beyond which submit answers CND_EOVERLOAD */
     bool enable_prefix_caching;
-    double stall_timeout_s; /* engine_is_healthy turns false after this long without progress */
+    double stall_timeout_s; /* engine_is_healthy turns false after this long without progress
+                             * while there is work (0: never; negative: the default 60) */
     struct engine_observer observer;
 };
 

@@ -622,7 +622,7 @@ struct engine *engine_create(const struct engine_params *params, char *err)
         e->p.max_num_batched_tokens = CND_MAX(e->p.max_num_seqs, 2048);
     if (e->p.max_waiting <= 0)
         e->p.max_waiting = 1024;
-    if (e->p.stall_timeout_s <= 0)
+    if (e->p.stall_timeout_s < 0) /* 0: never report a stall (the documented setting) */
         e->p.stall_timeout_s = 60.0;
     e->block_size = e->p.block_size;
     e->n_ctx = e->p.n_ctx > 0
@@ -816,7 +816,7 @@ bool engine_is_healthy(struct engine *e)
 {
     pthread_mutex_lock(&e->stats_lock);
     bool ok = e->alive;
-    if (ok && e->busy) {
+    if (ok && e->busy && e->p.stall_timeout_s > 0) {
         double since = (double)(now_us() - e->stats.t_last_progress_us) / 1e6;
         ok = since <= e->p.stall_timeout_s;
     }
