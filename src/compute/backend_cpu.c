@@ -17,6 +17,7 @@
 #include "cinder/quant_x16.h"
 #include "cinder/status.h"
 #include "cinder/threadpool.h"
+#include "avx512_reduce.h"
 #include "cinder/xalloc.h"
 
 #include <math.h>
@@ -1039,18 +1040,8 @@ __attribute__((target("avx2,fma,f16c"))) static void axpy_f16_avx2(float *y, flo
 #endif
 
 #if defined(__x86_64__)
-/* _mm512_reduce_add_ps as GCC expands it: halves, quarters, then (0+2, 1+3), then 0+1 */
-TGT512 static inline float hsum16_512(__m512 v)
-{
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* the same fold applied lane-wise to 16 rows of n floats: out[d] = hsum16 of (a[0][d] ..
- * a[15][d]) with the additions in hsum16_512's order; a is overwritten */
+/* the same fold applied lane-wise to 16 rows of n floats: out[d] = avx512_hsum16 of (a[0][d] ..
+ * a[15][d]) with the additions in avx512_hsum16's order; a is overwritten */
 TGT512 static void fold16_rows(float *a, size_t stride, int32_t n, float *out)
 {
     for (int32_t d = 0; d < n; d += 16) {
@@ -1068,28 +1059,6 @@ TGT512 static void fold16_rows(float *a, size_t stride, int32_t n, float *out)
     }
 }
 
-/* For 16 vectors v[k]: lane k of the result = the horizontal sum of v[k], added pairwise in
- * the order of GCC's _mm512_reduce_add_ps (lanes i + i+8, then i + i+4, i + i+2, 0 + 1), so each
- * sum is bit-identical to hsum16_512(v[k]). */
-TGT512 static __m512 hsum16x16(const __m512 *v)
-{
-    __m512 b[8], c[4], d[2];
-    for (int k = 0; k < 8; k++)
-        b[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    for (int k = 0; k < 4; k++)
-        c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-    for (int k = 0; k < 2; k++)
-        d[k] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * k], c[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(c[2 * k], c[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                   _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    /* element 4L + m holds key L + 4m */
-    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-    return _mm512_permutexvar_ps(idx, r);
-}
-
 #define ATTN_MAX_HD 256
 
 /* One (row, head) of attention over the F16 cache, as llama.cpp's non-flash graph computes it:
@@ -1099,7 +1068,7 @@ TGT512 static __m512 hsum16x16(const __m512 *v)
  * go through tinyBLAS (one 16-lane accumulator, then the lane fold) where it applies (head_dim
  * % 16 for kq; always for kqv, n_kv being a multiple of 32), else ggml's F16 vec_dot: 64 per
  * step in 4 accumulators, then the n % 64 rest added in double. The softmax sums each 16 exps
- * in float (hsum16) and those sums in double. */
+ * in float (avx512_hsum16) and those sums in double. */
 /* 16 F16 values of a K/V row widened (exact) */
 TGT512 static inline __m512 ld16_f16(const uint16_t *p)
 {
@@ -1108,7 +1077,7 @@ TGT512 static inline __m512 ld16_f16(const uint16_t *p)
 
 /* K.q in ggml's vec_dot order over the first np (a multiple of 64) elements: four 16-lane
  * accumulators, one per slice of each 64-element step, folded as (a0 + a2) + (a1 + a3); the
- * caller reduces the lanes (hsum16_512 or hsum16x16) and adds the tail */
+ * caller reduces the lanes (avx512_hsum16 or avx512_hsum16x16) and adds the tail */
 TGT512 static inline __m512 kq_lanes_vd(const uint16_t *kr, const float *qr, int32_t np)
 {
     __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
@@ -1149,7 +1118,7 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
     float max = -INFINITY;
     int32_t jk = 0;
     if (kq_pp || kq_np == hd) {
-        /* 16 keys at a time: their 16-lane sums reduced together (hsum16x16), with the same
+        /* 16 keys at a time: their 16-lane sums reduced together (avx512_hsum16x16), with the same
          * pairwise adds as the one-key reduction */
         for (; jk + 16 <= n_keys; jk += 16) {
             __m512 v[16];
@@ -1180,7 +1149,7 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
                     v[l] = kq_lanes_vd(K16(l), qr, kq_np);
 #undef K16
             /* vd: the float sum converted to double and back is the same float */
-            const __m512 sc = _mm512_mul_ps(hsum16x16(v), _mm512_set1_ps(scale));
+            const __m512 sc = _mm512_mul_ps(avx512_hsum16x16(v), _mm512_set1_ps(scale));
             _mm512_storeu_ps(scores + jk, sc);
             const float mx = _mm512_reduce_max_ps(sc);
             max = mx > max ? mx : max;
@@ -1199,8 +1168,8 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
             _Alignas(64) double init[16];
             for (int l = 0; l < 8 * ng; l++) {
                 const uint16_t *kr = KV_ROW(K, jk + l);
-                /* no vector part (head_dim < 64): the lane sum is +0, as hsum16_512 of zeros */
-                init[l] = kq_np ? (double)hsum16_512(kq_lanes_vd(kr, qr, kq_np)) : 0.0;
+                /* no vector part (head_dim < 64): the lane sum is +0, as avx512_hsum16 of zeros */
+                init[l] = kq_np ? (double)avx512_hsum16(kq_lanes_vd(kr, qr, kq_np)) : 0.0;
                 for (int32_t i = 0; i < nt; i += 16) {
                     const __mmask16 m =
                         nt - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nt - i)) - 1);
@@ -1239,9 +1208,9 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
             __m512 acc = _mm512_setzero_ps();
             for (int32_t i = 0; i < hd; i += 16)
                 acc = _mm512_fmadd_ps(ld16_f16(kr + i), _mm512_loadu_ps(qr + i), acc);
-            s = hsum16_512(acc);
+            s = avx512_hsum16(acc);
         } else {
-            double sd = (double)hsum16_512(kq_lanes_vd(kr, qr, kq_np));
+            double sd = (double)avx512_hsum16(kq_lanes_vd(kr, qr, kq_np));
             for (int32_t i = kq_np; i < hd; i++)
                 sd += (double)(fp16_to_fp32(kr[i]) * qr[i]);
             s = (float)sd;
@@ -1262,7 +1231,7 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
             m,
             expf_ggml(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(max))));
         _mm512_mask_storeu_ps(scores + j0, m, e);
-        sum += (double)hsum16_512(e);
+        sum += (double)avx512_hsum16(e);
     }
     const float inv = (float)(1.0 / sum);
     for (int32_t j0 = 0; j0 < n_keys; j0 += 16) {

@@ -9,6 +9,7 @@
  * via vpdpbusd) is subtracted per column; K-quants use maddubs (unsigned 0..63 operands, no
  * saturation) then vpdpwssd with the sub-block scales. */
 #include "cinder/quant.h"
+#include "avx512_reduce.h"
 #include "quant_internal.h"
 #include "cinder/fp16.h"
 
@@ -27,16 +28,6 @@
 #define KINL_V                                                                                     \
     static inline __attribute__((                                                                  \
         always_inline, target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
-
-/* fixed-order horizontal sum of 16 lanes */
-KINL_F float hsum16(__m512 v)
-{
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* float types */
@@ -93,7 +84,7 @@ KINL_F float hsum16(__m512 v)
  *
  * vec_dot order (ggml_vec_dot_f32/_f16, used for single-token steps): 64 elements per step in
  * four 16-lane accumulators (slice j of each step into acc[j], acc = fma(w, a, acc)), reduced
- * as (acc0 + acc2) + (acc1 + acc3) then the 16 lanes as _mm512_reduce_add_ps does (hsum16);
+ * as (acc0 + acc2) + (acc1 + acc3) then the 16 lanes as _mm512_reduce_add_ps does (avx512_hsum16);
  * the n % 64 elements left are then added one at a time: F32 into the float sum, F16 as float
  * products into a double. BF16 (ggml_vec_dot_bf16 with AVX512-BF16): two vdpbf16ps
  * accumulators over the halves of each 64-element step, each reduced and added to a double,
@@ -101,7 +92,7 @@ KINL_F float hsum16(__m512 v)
  *
  * prompt order (llamafile's tinyBLAS, used when a pass has two or more tokens and k is a
  * multiple of its step): one 16-lane accumulator per output, acc = fma(w, a, acc) per 16
- * elements (BF16: acc = vdpbf16ps(acc, w, a) per 32), then hsum16. See the *_pp kernels.
+ * elements (BF16: acc = vdpbf16ps(acc, w, a) per 32), then avx512_hsum16. See the *_pp kernels.
  *
  * vec_dot, vec_dot_tile and gemm of each order are one tile driver, so every shape is
  * bit-identical to vec_dot. */
@@ -123,7 +114,7 @@ KINL_F __m512 ld16_bf16(const uint8_t *p, __mmask16 m)
 /* (acc0 + acc2) + (acc1 + acc3), then the lanes: GGML_F32x16_REDUCE */
 KINL_F float reduce4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
 {
-    return hsum16(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
+    return avx512_hsum16(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
 }
 
 /* vec_dot order for an R x C tile (R, C <= 4): the four accumulator chains of a pair are
@@ -210,6 +201,57 @@ VD_KERNEL(k_f16_vd, 2, ld16_f16, VD_TAIL_F16)
 DEFINE_DIRECT_GEMM(TGT_F, f32, k_f32_vd)
 DEFINE_DIRECT_GEMM(TGT_F, f16vd, k_f16_vd)
 
+/* Short rows (n below VD_SHORT_N, as in tiny models) are not worth four memory streams, and
+ * their per-row horizontal sums cost as much as their products. So decode takes 16 consecutive
+ * rows together: each row's four accumulators as in the tile kernel, the 16 lane folds reduced
+ * at once (avx512_hsum16x16: the same adds per row as avx512_hsum16), the n % 64 tails as 16
+ * interleaved scalar chains in the tile kernel's per-row order. Same bits as the gemm. */
+#define VD_SHORT_N 256
+#define VD_ROWS16(kname, ES, LOAD, TAIL16)                                                         \
+    KINL_F void kname##_rows16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a,           \
+                               float *out)                                                         \
+    {                                                                                              \
+        const __mmask16 all = 0xFFFF;                                                              \
+        const int64_t np = n & ~(int64_t)63;                                                       \
+        __m512 v[16];                                                                              \
+        for (int r = 0; r < 16; r++) {                                                             \
+            __m512 p[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),          \
+                           _mm512_setzero_ps()};                                                   \
+            for (int64_t i = 0; i < np; i += 64)                                                   \
+                for (int j = 0; j < 4; j++)                                                        \
+                    p[j] = _mm512_fmadd_ps(LOAD(w + r * ws + (i + 16 * j) * ES, all),              \
+                                           LOAD(a + (i + 16 * j) * ES, all), p[j]);                \
+            v[r] = _mm512_add_ps(_mm512_add_ps(p[0], p[2]), _mm512_add_ps(p[1], p[3]));            \
+        }                                                                                          \
+        _Alignas(64) float h[16];                                                                  \
+        _mm512_store_ps(h, avx512_hsum16x16(v));                                                   \
+        TAIL16                                                                                     \
+    }
+#define VD_TAIL16_F32                                                                              \
+    float s[16];                                                                                   \
+    for (int r = 0; r < 16; r++)                                                                   \
+        s[r] = h[r];                                                                               \
+    for (int64_t i = np; i < n; i++) {                                                             \
+        const float ai = quant_ld_f32(a + 4 * i);                                                  \
+        for (int r = 0; r < 16; r++)                                                               \
+            s[r] = fmaf(quant_ld_f32(w + r * ws + 4 * i), ai, s[r]);                               \
+    }                                                                                              \
+    for (int r = 0; r < 16; r++)                                                                   \
+        out[r] = s[r];
+#define VD_TAIL16_F16                                                                              \
+    double s[16];                                                                                  \
+    for (int r = 0; r < 16; r++)                                                                   \
+        s[r] = (double)h[r];                                                                       \
+    for (int64_t i = np; i < n; i++) {                                                             \
+        const float ai = quant_ld_f16(a + 2 * i);                                                  \
+        for (int r = 0; r < 16; r++)                                                               \
+            s[r] += (double)(quant_ld_f16(w + r * ws + 2 * i) * ai);                               \
+    }                                                                                              \
+    for (int r = 0; r < 16; r++)                                                                   \
+        out[r] = (float)s[r];
+VD_ROWS16(k_f32_vd, 4, ld16_f32, VD_TAIL16_F32)
+VD_ROWS16(k_f16_vd, 2, ld16_f16, VD_TAIL16_F16)
+
 /* Decode (one activation row): one thread reading its rows front to back is a single memory
  * stream, which this machine serves at about two thirds of what several streams get
  * (bench_membw). So the rows are cut into four contiguous quarters and each 4-row tile takes
@@ -223,6 +265,14 @@ DEFINE_DIRECT_GEMM(TGT_F, f16vd, k_f16_vd)
                                 float *out)                                                        \
     {                                                                                              \
         const uint8_t *w = vw, *a = va;                                                            \
+        if (n < VD_SHORT_N) {                                                                      \
+            int64_t r0 = 0;                                                                        \
+            for (; r0 + 16 <= nr; r0 += 16)                                                        \
+                kern##_rows16(n, w + (size_t)r0 * ws, ws, a, out + r0);                            \
+            if (nr > r0)                                                                           \
+                name##_gemm(n, w + (size_t)r0 * ws, ws, nr - r0, a, 0, 1, out + r0, 1, 0);         \
+            return;                                                                                \
+        }                                                                                          \
         const int64_t q = nr / 4;                                                                  \
         for (int64_t t = 0; t < q; t++)                                                            \
             kern##_pf(n, w + (size_t)t * ws, (size_t)q * ws, VD_GEMV_PF_ROWS * ws, a, 0, out + t,  \
@@ -256,7 +306,7 @@ KINL_F void k_f32_pp(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, s
             UNROLL FOR_R acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);
         }
     }
-    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = hsum16(acc[r][c]);
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = avx512_hsum16(acc[r][c]);
 }
 DEFINE_DIRECT_GEMM(TGT_F, f32pp, k_f32_pp)
 
@@ -293,8 +343,8 @@ KINL_B void k_bf16_vd(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, 
     _Pragma("GCC unroll 2") FOR_R _Pragma("GCC unroll 3") FOR_C
     {
         double s = 0.0;
-        s += (double)hsum16(c1[r][c]);
-        s += (double)hsum16(c2[r][c]);
+        s += (double)avx512_hsum16(c1[r][c]);
+        s += (double)avx512_hsum16(c2[r][c]);
         const uint8_t *wr = w + r * ws, *ac = a + c * as;
         for (int64_t k = i; k < n; k++)
             s += (double)(quant_ld_bf16(wr + 2 * k) * quant_ld_bf16(ac + 2 * k));
@@ -320,7 +370,7 @@ KINL_B void k_bf16_pp(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, 
             UNROLL FOR_R acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)wv[r], (__m512bh)av);
         }
     }
-    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = hsum16(acc[r][c]);
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = avx512_hsum16(acc[r][c]);
 }
 DEFINE_DIRECT_GEMM(TGT_B, bf16pp, k_bf16_pp)
 
@@ -360,7 +410,7 @@ DEFINE_DIRECT_GEMM(TGT_B, bf16pp, k_bf16_pp)
                 UNROLL FOR_R acc[r][c] = _mm512_fmadd_ps(w0[r], a0, acc[r][c]);                    \
             }                                                                                      \
         }                                                                                          \
-        UNROLL FOR_R UNROLL FOR_C out[r * os + c] = hsum16(acc[r][c]);                             \
+        UNROLL FOR_R UNROLL FOR_C out[r * os + c] = avx512_hsum16(acc[r][c]);                      \
     }
 
 FLOAT_KERNEL(k_bf16, 2, ld16_bf16)
@@ -465,7 +515,7 @@ KINL_F void mk_f16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *prep, 
             UNROLL FOR_R acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);
         }
     }
-    UNROLL FOR_R _Pragma("GCC unroll 6") FOR_C out[r * ors + c * ocs] = hsum16(acc[r][c]);
+    UNROLL FOR_R _Pragma("GCC unroll 6") FOR_C out[r * ors + c * ocs] = avx512_hsum16(acc[r][c]);
 }
 
 /* clang-format off */
@@ -626,7 +676,7 @@ KINL_V void wg_q8_0(const uint8_t *b, __m512i *lo, __m512i *hi, __m512 *d)
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        UNROLL FOR_R UNROLL FOR_C out[r * ors + c * ocs] = hsum16(acc[r][c]);                      \
+        UNROLL FOR_R UNROLL FOR_C out[r * ors + c * ocs] = avx512_hsum16(acc[r][c]);               \
     }
 
 Q8G_KERNEL(mk_q4_0, wg_q4_0, 18)
@@ -734,7 +784,7 @@ KINL_V void k_q4_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
             }
         }
     }
-    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = hsum16(acc[r][c]);
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = avx512_hsum16(acc[r][c]);
 }
 DEFINE_DIRECT_GEMM(TGT_V, q4_k, k_q4_k)
 
@@ -810,7 +860,7 @@ KINL_V void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, siz
             }
         }
     }
-    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = hsum16(acc[r][c]);
+    UNROLL FOR_R UNROLL FOR_C out[r * os + c * ocs] = avx512_hsum16(acc[r][c]);
 }
 DEFINE_DIRECT_GEMM(TGT_V, q6_k, k_q6_k)
 
