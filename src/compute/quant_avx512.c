@@ -201,57 +201,6 @@ VD_KERNEL(k_f16_vd, 2, ld16_f16, VD_TAIL_F16)
 DEFINE_DIRECT_GEMM(TGT_F, f32, k_f32_vd)
 DEFINE_DIRECT_GEMM(TGT_F, f16vd, k_f16_vd)
 
-/* Short rows (n below VD_SHORT_N, as in tiny models) are not worth four memory streams, and
- * their per-row horizontal sums cost as much as their products. So decode takes 16 consecutive
- * rows together: each row's four accumulators as in the tile kernel, the 16 lane folds reduced
- * at once (avx512_hsum16x16: the same adds per row as avx512_hsum16), the n % 64 tails as 16
- * interleaved scalar chains in the tile kernel's per-row order. Same bits as the gemm. */
-#define VD_SHORT_N 256
-#define VD_ROWS16(kname, ES, LOAD, TAIL16)                                                         \
-    KINL_F void kname##_rows16(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a,           \
-                               float *out)                                                         \
-    {                                                                                              \
-        const __mmask16 all = 0xFFFF;                                                              \
-        const int64_t np = n & ~(int64_t)63;                                                       \
-        __m512 v[16];                                                                              \
-        for (int r = 0; r < 16; r++) {                                                             \
-            __m512 p[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),          \
-                           _mm512_setzero_ps()};                                                   \
-            for (int64_t i = 0; i < np; i += 64)                                                   \
-                for (int j = 0; j < 4; j++)                                                        \
-                    p[j] = _mm512_fmadd_ps(LOAD(w + r * ws + (i + 16 * j) * ES, all),              \
-                                           LOAD(a + (i + 16 * j) * ES, all), p[j]);                \
-            v[r] = _mm512_add_ps(_mm512_add_ps(p[0], p[2]), _mm512_add_ps(p[1], p[3]));            \
-        }                                                                                          \
-        _Alignas(64) float h[16];                                                                  \
-        _mm512_store_ps(h, avx512_hsum16x16(v));                                                   \
-        TAIL16                                                                                     \
-    }
-#define VD_TAIL16_F32                                                                              \
-    float s[16];                                                                                   \
-    for (int r = 0; r < 16; r++)                                                                   \
-        s[r] = h[r];                                                                               \
-    for (int64_t i = np; i < n; i++) {                                                             \
-        const float ai = quant_ld_f32(a + 4 * i);                                                  \
-        for (int r = 0; r < 16; r++)                                                               \
-            s[r] = fmaf(quant_ld_f32(w + r * ws + 4 * i), ai, s[r]);                               \
-    }                                                                                              \
-    for (int r = 0; r < 16; r++)                                                                   \
-        out[r] = s[r];
-#define VD_TAIL16_F16                                                                              \
-    double s[16];                                                                                  \
-    for (int r = 0; r < 16; r++)                                                                   \
-        s[r] = (double)h[r];                                                                       \
-    for (int64_t i = np; i < n; i++) {                                                             \
-        const float ai = quant_ld_f16(a + 2 * i);                                                  \
-        for (int r = 0; r < 16; r++)                                                               \
-            s[r] += (double)(quant_ld_f16(w + r * ws + 2 * i) * ai);                               \
-    }                                                                                              \
-    for (int r = 0; r < 16; r++)                                                                   \
-        out[r] = (float)s[r];
-VD_ROWS16(k_f32_vd, 4, ld16_f32, VD_TAIL16_F32)
-VD_ROWS16(k_f16_vd, 2, ld16_f16, VD_TAIL16_F16)
-
 /* Decode (one activation row): one thread reading its rows front to back is a single memory
  * stream, which this machine serves at about two thirds of what several streams get
  * (bench_membw). So the rows are cut into four contiguous quarters and each 4-row tile takes
@@ -265,14 +214,6 @@ VD_ROWS16(k_f16_vd, 2, ld16_f16, VD_TAIL16_F16)
                                 float *out)                                                        \
     {                                                                                              \
         const uint8_t *w = vw, *a = va;                                                            \
-        if (n < VD_SHORT_N) {                                                                      \
-            int64_t r0 = 0;                                                                        \
-            for (; r0 + 16 <= nr; r0 += 16)                                                        \
-                kern##_rows16(n, w + (size_t)r0 * ws, ws, a, out + r0);                            \
-            if (nr > r0)                                                                           \
-                name##_gemm(n, w + (size_t)r0 * ws, ws, nr - r0, a, 0, 1, out + r0, 1, 0);         \
-            return;                                                                                \
-        }                                                                                          \
         const int64_t q = nr / 4;                                                                  \
         for (int64_t t = 0; t < q; t++)                                                            \
             kern##_pf(n, w + (size_t)t * ws, (size_t)q * ws, VD_GEMV_PF_ROWS * ws, a, 0, out + t,  \
