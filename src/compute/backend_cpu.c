@@ -1178,7 +1178,8 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
                         _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, kr + kq_np + i)));
                 }
             }
-            __m512d sd0 = _mm512_load_pd(init), sd1 = _mm512_load_pd(init + 8);
+            __m512d sd0 = _mm512_load_pd(init),
+                    sd1 = ng == 2 ? _mm512_load_pd(init + 8) : _mm512_setzero_pd();
             for (int32_t i = 0; i < nt; i++) {
                 const __m256 qi = _mm256_set1_ps(qr[kq_np + i]);
                 sd0 = _mm512_add_pd(sd0, _mm512_cvtps_pd(_mm256_mul_ps(
@@ -1192,10 +1193,7 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
                 const __m256 s8 =
                     _mm256_mul_ps(_mm512_cvtpd_ps(g ? sd1 : sd0), _mm256_set1_ps(scale));
                 _mm256_storeu_ps(scores + jk + 8 * g, s8);
-                const __m128 h =
-                    _mm_max_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-                const __m128 h2 = _mm_max_ps(h, _mm_movehl_ps(h, h));
-                const float mx = _mm_cvtss_f32(_mm_max_ss(h2, _mm_movehdup_ps(h2)));
+                const float mx = _mm512_mask_reduce_max_ps(0xFF, _mm512_castps256_ps512(s8));
                 max = mx > max ? mx : max;
             }
             jk += 8 * ng;

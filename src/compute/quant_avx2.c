@@ -403,6 +403,25 @@ KINL __m256i scale_pair16(__m128i sc8, int s0, bool is_signed)
     return is_signed ? _mm256_cvtepi8_epi16(b) : _mm256_cvtepu8_epi16(b);
 }
 
+/* One 32-element step of a 256-element block for an R x C tile: isum[r][c] += madd(maddubs(q[r],
+ * a_c) - maddubs(q4[r], a_c), s[r]), a_c the 32 activation bytes at a + c * as, q4 NULL where
+ * there is nothing to take off (Q2_K, Q6_K; Q3_K's 4s). Exact int32 partial sums. */
+KINL void isum_step32(__m256i isum[4][4], const __m256i *q, const __m256i *q4, const __m256i *s,
+                      const uint8_t *a, size_t as, const int R, const int C)
+{
+    UNROLL FOR_C
+    {
+        const __m256i av = loadu256(a + c * as);
+        UNROLL FOR_R
+        {
+            __m256i p = _mm256_maddubs_epi16(q[r], av);
+            if (q4)
+                p = _mm256_sub_epi16(p, _mm256_maddubs_epi16(q4[r], av));
+            isum[r][c] = _mm256_add_epi32(isum[r][c], _mm256_madd_epi16(p, s[r]));
+        }
+    }
+}
+
 /* Q6_K: q (0..63) unsigned via maddubs, x signed 8-bit scales, minus 32 * sum(sc * bsums) */
 KINL void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *out,
                  size_t os, const int R, const int C)
@@ -447,12 +466,7 @@ KINL void k_q6_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
                     q[r] = _mm256_or_si256(lo, _mm256_and_si256(hb, m3));
                     s[r] = scale_pair16(s8[r], k0, true);
                 }
-                UNROLL FOR_C
-                {
-                    const __m256i av = loadu256(a + c * as + ib * 292 + 4 + 128 * h + 32 * i);
-                    UNROLL FOR_R isum[r][c] = _mm256_add_epi32(
-                        isum[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], av), s[r]));
-                }
+                isum_step32(isum, q, NULL, s, a + ib * 292 + 4 + 128 * h + 32 * i, as, R, C);
             }
         }
         UNROLL FOR_C
@@ -511,12 +525,7 @@ KINL void k_q2_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
                     q[r] = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m2);
                     sp[r] = scale_pair16(sc8[r], 8 * h + 2 * j, false);
                 }
-                UNROLL FOR_C
-                {
-                    const __m256i av = loadu256(a + c * as + ib * 292 + 4 + 128 * h + 32 * j);
-                    UNROLL FOR_R isum[r][c] = _mm256_add_epi32(
-                        isum[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], av), sp[r]));
-                }
+                isum_step32(isum, q, NULL, sp, a + ib * 292 + 4 + 128 * h + 32 * j, as, R, C);
             }
         UNROLL FOR_C
         {
@@ -591,16 +600,7 @@ KINL void k_q3_k(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a, size_
                     q[r] = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m2);
                     sp[r] = scale_pair16(sc8[r], 8 * h + 2 * j, true);
                 }
-                UNROLL FOR_C
-                {
-                    const __m256i av = loadu256(a + c * as + ib * 292 + 4 + 128 * h + 32 * j);
-                    UNROLL FOR_R
-                    {
-                        const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[r], av),
-                                                           _mm256_maddubs_epi16(q4[r], av));
-                        isum[r][c] = _mm256_add_epi32(isum[r][c], _mm256_madd_epi16(p, sp[r]));
-                    }
-                }
+                isum_step32(isum, q, q4, sp, a + ib * 292 + 4 + 128 * h + 32 * j, as, R, C);
             }
         UNROLL FOR_C
         {
