@@ -49,8 +49,8 @@ static int test_cur_failed __attribute__((unused));
 #define CHECK_STR(a, b)                                                                            \
     do {                                                                                           \
         const char *a_ = (a), *b_ = (b);                                                           \
-        CHECK_MSG(a_ &&b_ &&strcmp(a_, b_) == 0, "\"%s\" != \"%s\"", a_ ? a_ : "(null)",           \
-                  b_ ? b_ : "(null)");                                                             \
+        CHECK_MSG(a_ != NULL && b_ != NULL && strcmp(a_, b_) == 0, "\"%s\" != \"%s\"",             \
+                  a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                         \
     } while (0)
 
 #define RUN(fn)                                                                                    \

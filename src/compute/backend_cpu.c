@@ -1129,7 +1129,7 @@ TGT512 static void attn_head_ggml(const uint8_t *K, const uint8_t *V, const int3
                 attn_prefetch_row(KV_ROW(K, jk + 16 + l), hd);
             /* 16 keys from a multiple of 16 lie in one block when bs is a multiple of 16 */
             const uint16_t *k16 = bs % 16 == 0 ? KV_ROW(K, jk) : NULL;
-#define K16(l) (k16 ? k16 + (size_t)(l)*row_stride : KV_ROW(K, jk + (l)))
+#define K16(l) (k16 ? k16 + row_stride * (size_t)(l) : KV_ROW(K, jk + (l)))
             if (kq_pp)
                 for (int l = 0; l < 16; l += 4) {
                     /* four keys' chains side by side (one fma chain alone waits on latency) */
